@@ -1,0 +1,60 @@
+// The agent: one transaction at a time, its status, backups, recovery at
+// start, reload and drop-ins. No D-Bus here: the glue in daemon/dbus/ calls
+// these methods and forwards AgentObserver events to the bus.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent_status.hpp"
+#include "async.hpp"
+#include "config.hpp"
+#include "engine_api.hpp"
+#include "unit_control.hpp"
+#include "upgrade_request.hpp"
+
+namespace armdock {
+
+struct BackupInfo {
+    std::string id;
+    std::uint64_t createdUsec = 0;
+    std::string version;
+};
+
+class Agent {
+public:
+    Agent(boost::asio::io_context& io, boost::asio::thread_pool& pool, UnitControl& units, EngineApi& engine, Config config);
+    ~Agent();
+
+    // Finishes what a crash interrupted (journal in the state folder) before
+    // the bus name is taken, and learns CurrentVersion.
+    Task<void> startUp();
+
+    // Each throws AgentError (Busy, InvalidArgument, PayloadRejected, NoBackup,
+    // Failed) before anything changed; otherwise returns the transaction id
+    // and the rest runs on the loop.
+    std::string upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options);
+    std::string rollback();
+    void cancel();  // AgentError(Failed) when nothing runs
+    std::vector<BackupInfo> listBackups() const;
+
+    // Re-reads the config file (a broken one is refused, the old one kept:
+    // AgentError(InvalidArgument) with file:line:column) and upgrades from the
+    // drop-in folder if anything waits there. Returns the transaction id or "".
+    std::string reload();
+
+    const AgentStatus& status() const;
+    const Config& config() const;
+    void setObserver(AgentObserver* observer);
+    bool busy() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace armdock

@@ -1,0 +1,30 @@
+// What the agent shows on the bus: the six properties of io.armdock.Agent1.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace armdock {
+
+struct AgentStatus {
+    std::string state = "idle";  // idle verifying staging stopping swapping starting checking rolling-back failed
+    std::uint32_t percent = 0;
+    std::string message = "idle";
+    std::string transaction;
+    std::string currentVersion;
+    std::string lastResult = "none";  // none success rejected rolled-back failed cancelled
+    std::string lastError;
+};
+
+// Told of every change, on the event loop. The D-Bus glue turns these into
+// PropertiesChanged and Finished; the systemd glue into STATUS= lines.
+class AgentObserver {
+public:
+    virtual ~AgentObserver() = default;
+    // Names of the properties that changed ("State", "Progress", ...).
+    virtual void propertiesChanged(const std::vector<std::string>& names) = 0;
+    virtual void finished(const std::string& transaction, const std::string& result, const std::string& message) = 0;
+};
+
+}  // namespace armdock

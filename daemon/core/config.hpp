@@ -1,0 +1,75 @@
+// The agent's configuration (/etc/armdock/agent.toml), parsed with toml++.
+// Every key has the default of DESIGN.md (the Docker 1.10 layout); unknown
+// keys, wrong types and impossible values are ConfigErrors whose message
+// starts with FILE:LINE:COLUMN.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace armdock {
+
+struct PayloadSpec {
+    std::string name;                    // "docker", "dockerinit", ...
+    std::filesystem::path path;          // absolute target path
+    mode_t mode = 0755;
+    std::vector<std::string> versionArgs;  // non-empty for the engine: {"-v"}
+    bool engine = false;                 // the payload whose version /version reports
+};
+
+struct AgentSection {
+    std::string bus = "system";  // "system", "user", or a D-Bus address
+    std::filesystem::path stateDir = "/var/lib/armdock";
+    std::filesystem::path dropinDir = "/var/lib/armdock/incoming";
+    unsigned keepBackups = 3;
+    std::string logLevel = "info";  // trace, debug, info, warning, error
+    std::vector<std::string> allowedGroups;  // group names or numeric gids
+};
+
+struct DockerSection {
+    std::string service = "docker.service";
+    std::string socketUnit = "docker.socket";  // empty: not socket-activated
+    std::filesystem::path socket = "/var/run/docker.sock";
+    unsigned stopTimeoutSec = 90;
+    unsigned startTimeoutSec = 90;
+    unsigned healthTimeoutSec = 60;
+    unsigned graceSec = 5;
+    std::vector<std::string> smokeCommand;
+    bool dockerinitPairing = true;
+    unsigned monitorIntervalSec = 30;
+    unsigned monitorFailures = 3;
+    unsigned maxRestartsPerHour = 3;
+    bool expectContainersBack = true;
+};
+
+struct Config {
+    std::filesystem::path sourceFile;  // where it was read from ("" = built-in defaults)
+    AgentSection agent;
+    DockerSection docker;
+    std::vector<PayloadSpec> payloads;  // never empty; exactly one has engine = true
+
+    const PayloadSpec* findPayload(std::string_view name) const;
+    const PayloadSpec& enginePayload() const;
+};
+
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// The built-in defaults (docker + dockerinit payloads).
+Config defaultConfig();
+
+// Parses TOML text; sourceName is used in error messages ("FILE:LINE:COL: ...").
+Config parseConfig(std::string_view text, const std::string& sourceName);
+
+// Reads and parses a file. A file that does not exist yields defaultConfig()
+// (with sourceFile set); one that cannot be read or parsed throws ConfigError.
+Config loadConfig(const std::filesystem::path& file);
+
+}  // namespace armdock

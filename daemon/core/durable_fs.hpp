@@ -1,0 +1,34 @@
+// File operations that survive a crash or power loss: every change is
+// fsync'ed, and so is the folder that names it. Failures throw
+// std::system_error whose what() names the path.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace armdock {
+
+void fsyncFd(int fd, const std::filesystem::path& nameForErrors);
+void fsyncDirectory(const std::filesystem::path& dir);
+
+// Writes content to a temporary file beside `file`, fsyncs it, renames it over
+// `file` and fsyncs the folder.
+void writeFileDurably(const std::filesystem::path& file, std::string_view content, mode_t mode = 0644);
+
+// rename(2) then fsync of the destination's folder (and the source's, if it differs).
+void renameDurably(const std::filesystem::path& from, const std::filesystem::path& to);
+
+// unlink(2) then fsync of the folder; a missing file is not an error.
+void removeDurably(const std::filesystem::path& file);
+
+// Copies `from` to `to` (created with `mode`, replacing nothing: fails if `to`
+// exists), fsyncs it, and returns the SHA-256 of what was copied (hex).
+std::string copyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to, mode_t mode);
+
+// Reads a whole (small) file.
+std::string readSmallFile(const std::filesystem::path& file);
+
+}  // namespace armdock

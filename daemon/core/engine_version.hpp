@@ -1,0 +1,29 @@
+// Learns an engine's version by running it with its version arguments
+// (`docker -v` prints "Docker version 1.10.2, build c3959b1"), and the
+// dockerinit pairing rule of Docker 1.10. Blocking: run off the event loop.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace armdock {
+
+// "Docker version 1.10.2, build c3959b1" -> "1.10.2"; also accepts
+// "Docker version 20.10.24+dfsg1, build 5d6db84". nullopt when no version.
+std::optional<std::string> parseDockerVersionLine(std::string_view output);
+
+// Runs `binary args...` with an empty environment (PATH=/usr/sbin:/usr/bin:/sbin:/bin),
+// stdin from /dev/null, collects stdout+stderr (at most 64 KiB), kills it
+// after `timeout`. Throws AgentError(PayloadRejected) naming the binary when
+// it cannot run, times out, exits non-zero or prints no version.
+std::string learnEngineVersion(const std::filesystem::path& binary, const std::vector<std::string>& args,
+                               std::chrono::milliseconds timeout);
+
+// True if the file contains `text` (streamed, no full read into memory).
+bool fileContainsText(const std::filesystem::path& file, std::string_view text);
+
+}  // namespace armdock

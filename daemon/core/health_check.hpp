@@ -1,0 +1,58 @@
+// Step 6 of a transaction (checking). Throws HealthCheckFailed naming the
+// check that failed and what to do; returns when every check passed.
+//   ping      the socket answers GET /_ping with OK within `timeout`
+//   version   GET /version reports expectedVersion
+//   initsha1  where /info reports InitSha1, it equals expectedInitSha1
+//   grace     for `grace`, the unit stays active with the same main PID and
+//             the ping keeps answering (checked every 100 ms)
+//   containers  every container in `containersBack` runs again (within the
+//             remaining timeout)
+//   smoke     the smoke command exits 0 (run off the loop, killed at the timeout)
+#pragma once
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "async.hpp"
+#include "engine_api.hpp"
+#include "unit_control.hpp"
+
+namespace armdock {
+
+class HealthCheckFailed : public std::runtime_error {
+public:
+    HealthCheckFailed(const std::string& check, const std::string& message) : std::runtime_error(message), check_(check) {}
+    const std::string& check() const noexcept { return check_; }
+
+private:
+    std::string check_;
+};
+
+struct HealthExpectations {
+    std::string serviceUnit;
+    std::string socketPath;  // for messages
+    std::string expectedVersion;  // empty: not checked
+    std::optional<std::string> expectedInitSha1;
+    std::chrono::milliseconds timeout{60000};  // from the start job's end to a passing check
+    std::chrono::milliseconds grace{5000};
+    std::vector<std::string> smokeCommand;
+    std::vector<std::string> containersBack;  // ids of containers that must run again
+};
+
+// Progress callback: a one-line message per sub-check ("waiting for /_ping", ...).
+using HealthProgress = std::function<void(const std::string&)>;
+
+Task<void> runHealthCheck(EngineApi& engine, UnitControl& units, boost::asio::thread_pool& pool,
+                          const HealthExpectations& expect, HealthProgress progress);
+
+// Runs argv off the loop; returns exit status (or throws HealthCheckFailed("smoke", ...)
+// when it cannot start, is killed, or exceeds timeout).
+int runCommandWithTimeout(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, std::string* output);
+
+}  // namespace armdock

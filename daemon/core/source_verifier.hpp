@@ -1,0 +1,37 @@
+// Step 1 of a transaction (verifying): opens a source file once, safely, and
+// refuses anything that is not a root-owned, not group/world-writable,
+// non-empty regular ELF executable for this machine. The caller works only on
+// the returned descriptor afterwards (no TOCTOU).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <string>
+
+#include "unique_fd.hpp"
+
+namespace armdock {
+
+struct SourceRules {
+    uid_t requiredOwner = 0;
+    std::uint16_t elfMachine;  // usually hostElfMachine()
+};
+
+struct OpenedSource {
+    std::string payloadName;
+    std::string path;
+    UniqueFd fd;
+    struct stat st {};
+};
+
+// Throws AgentError: InvalidArgument for a path that is not absolute;
+// PayloadRejected (message names the payload and the file, and says what to
+// do) for: missing file, a symlink in any component (each component is opened
+// with O_NOFOLLOW, so this works on kernels without openat2), a directory, a
+// FIFO or anything not regular (opened with O_NONBLOCK so a FIFO never
+// blocks), wrong owner, group- or world-writable, empty, not an ELF
+// executable for rules.elfMachine.
+OpenedSource openAndCheckSource(const std::string& payloadName, const std::string& path, const SourceRules& rules);
+
+}  // namespace armdock

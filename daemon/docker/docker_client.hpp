@@ -1,0 +1,41 @@
+// EngineApi over the Docker engine's unix socket, with Boost.Beast. One
+// connection per request (the engine may restart between requests); every
+// request has a deadline that closes the socket when it passes. Runs on the
+// agent's io_context and never blocks it.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "core/engine_api.hpp"
+
+namespace armdock {
+
+class DockerClient final : public EngineApi {
+public:
+    DockerClient(boost::asio::io_context& io, std::filesystem::path socketPath);
+
+    Task<bool> ping(std::chrono::milliseconds timeout) override;
+    Task<std::string> version(std::chrono::milliseconds timeout) override;
+    Task<std::optional<std::string>> initSha1(std::chrono::milliseconds timeout) override;
+    Task<std::vector<ContainerSummary>> containers(std::chrono::milliseconds timeout) override;
+
+    // GET target; returns (status, body). Throws EngineUnreachable.
+    Task<std::pair<unsigned, std::string>> get(std::string target, std::chrono::milliseconds timeout);
+
+private:
+    boost::asio::io_context& io_;
+    std::filesystem::path socketPath_;
+};
+
+// Pure parsers of the engine's answers (unit-tested and fuzzed). Each throws
+// std::invalid_argument with a short reason on malformed input.
+std::string parseVersionBody(std::string_view json);                 // "Version"
+std::optional<std::string> parseInitSha1Body(std::string_view json);  // "InitSha1"
+std::vector<ContainerSummary> parseContainerList(std::string_view json);
+std::string parseRestartPolicy(std::string_view inspectJson);  // HostConfig.RestartPolicy.Name
+
+}  // namespace armdock
