@@ -1,1 +1,186 @@
-int main() { return 0; }
+// armdock-agent: parse options, load the config, wire the loop, the bus, the
+// agent and systemd together, then run. The logic lives in core/.
+#include <utility>  // before Boost 1.74 Asio headers, which need std::exchange
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "armdock_build_config.h"
+#include "core/agent.hpp"
+#include "core/config.hpp"
+#include "core/errors.hpp"
+#include "core/logging.hpp"
+#include "dbus/agent_object.hpp"
+#include "dbus/asio_bus.hpp"
+#include "docker/docker_client.hpp"
+#include "systemd/service_notifier.hpp"
+#include "systemd/systemd_units.hpp"
+
+namespace {
+
+constexpr int exitConfigError = 78;  // EX_CONFIG: systemd shows it, Restart=on-failure does not loop on it
+
+struct Options {
+    std::string configFile = "/etc/armdock/agent.toml";
+    bool checkOnly = false;
+};
+
+void printHelp()
+{
+    std::cout << "Usage: armdock-agent [--config FILE] [--check-config]\n"
+                 "Upgrades and supervises the Docker engine through systemd (D-Bus io.armdock.Agent1).\n\n"
+                 "  --config FILE    configuration (default /etc/armdock/agent.toml; a missing file means defaults)\n"
+                 "  --check-config   parse the configuration, print the outcome and exit\n"
+                 "  --version        print the version and exit\n"
+                 "  --help           this text\n";
+}
+
+// Mirrors the agent's progress into systemd's STATUS= line (`systemctl status`).
+class StatusLineObserver final : public armdock::AgentObserver {
+public:
+    StatusLineObserver(armdock::Agent& agent, armdock::ServiceNotifier& notifier) : agent_(agent), notifier_(notifier) {}
+    void propertiesChanged(const std::vector<std::string>&) override
+    {
+        const auto& s = agent_.status();
+        notifier_.status(s.state + " " + std::to_string(s.percent) + "%: " + s.message);
+    }
+    void finished(const std::string&, const std::string&, const std::string&) override {}
+
+private:
+    armdock::Agent& agent_;
+    armdock::ServiceNotifier& notifier_;
+};
+
+// Returns an exit code to leave with, or -1 to run.
+int parseOptions(int argc, char** argv, Options& options)
+{
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            printHelp();
+            return 0;
+        }
+        if (arg == "--version") {
+            std::cout << "armdock-agent " << ARMDOCK_VERSION << "\n";
+            return 0;
+        }
+        if (arg == "--check-config") {
+            options.checkOnly = true;
+        } else if (arg == "--config" && i + 1 < argc) {
+            options.configFile = argv[++i];
+        } else if (arg.starts_with("--config=")) {
+            options.configFile = arg.substr(9);
+        } else {
+            std::cerr << "armdock-agent: unknown argument '" << arg << "'; see --help\n";
+            return 2;
+        }
+    }
+    return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    using namespace armdock;
+    Options options;
+    if (int code = parseOptions(argc, argv, options); code >= 0)
+        return code;
+
+    Config config;
+    try {
+        config = loadConfig(options.configFile);
+        if (options.checkOnly) {
+            std::cout << options.configFile << ": OK (" << config.payloads.size() << " payloads, engine "
+                      << config.enginePayload().path.string() << ")\n";
+            return 0;
+        }
+        checkStateDirUsable(config);
+        setUpLogging(config.agent.logLevel);
+    } catch (const ConfigError& e) {
+        std::cerr << "armdock-agent: " << e.what() << "\n";
+        return exitConfigError;
+    }
+
+    try {
+        // The connection is declared before the io_context so that it outlives
+        // every handler the loop still holds when it is destroyed.
+        auto connection = openBusConnection(config.agent.bus);
+        boost::asio::io_context io;
+        boost::asio::thread_pool pool(2);
+        AsioBusDriver busDriver(io, *connection);
+        SystemdUnits units(io, *connection, busDriver);
+        DockerClient docker(io, config.docker.socket);
+        Agent agent(io, pool, units, docker, config);
+        ServiceNotifier notifier(io);
+        StatusLineObserver statusLine(agent, notifier);
+        agent.addObserver(&statusLine);
+        std::unique_ptr<AgentObject> object;
+
+        boost::asio::signal_set stopSignals(io, SIGTERM, SIGINT);
+        stopSignals.async_wait([&](const boost::system::error_code& ec, int signal) {
+            if (ec)
+                return;
+            spdlog::info("signal {}: stopping{}", signal, agent.busy() ? " (a transaction runs; the next start recovers it)" : "");
+            notifier.stopping();
+            io.stop();
+        });
+        boost::asio::signal_set reloadSignal(io, SIGHUP);
+        std::function<void()> waitForReload = [&] {
+            reloadSignal.async_wait([&](const boost::system::error_code& ec, int) {
+                if (ec)
+                    return;
+                notifier.reloading();
+                try {
+                    std::string tx = agent.reload();
+                    spdlog::info("reload: {}", tx.empty() ? "nothing waits in the drop-in folder" : "upgrade " + tx + " started");
+                } catch (const std::exception& e) {
+                    spdlog::error("reload: {}", e.what());
+                }
+                notifier.ready();
+                waitForReload();
+            });
+        };
+        waitForReload();
+
+        boost::asio::co_spawn(
+            io,
+            [&]() -> Task<void> {
+                co_await agent.startUp();
+                object = std::make_unique<AgentObject>(*connection, agent, busDriver);
+                connection->requestName("io.armdock.Agent1");
+                busDriver.kick();
+                notifier.ready();
+                notifier.status(agent.status().state + ": " + agent.status().message);
+                notifier.startWatchdog();
+                spdlog::info("armdock-agent {} ready on the {} bus; engine {}", ARMDOCK_VERSION, config.agent.bus,
+                             agent.status().currentVersion.empty() ? "not answering" : agent.status().currentVersion);
+            },
+            [&](std::exception_ptr e) {
+                if (!e)
+                    return;
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& x) {
+                    spdlog::critical("start-up failed: {}", x.what());
+                }
+                io.stop();
+                std::exit(1);
+            });
+        io.run();
+        pool.stop();
+        pool.join();
+    } catch (const std::exception& e) {
+        spdlog::critical("armdock-agent: {}", e.what());
+        return 1;
+    }
+    return 0;
+}

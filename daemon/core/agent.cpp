@@ -1,1 +1,404 @@
-// placeholder: implemented by its owner
+#include "agent.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <random>
+
+#include "backup_store.hpp"
+#include "dropin.hpp"
+#include "durable_fs.hpp"
+#include "elf_check.hpp"
+#include "engine_version.hpp"
+#include "errors.hpp"
+#include "journal.hpp"
+#include "logging.hpp"
+#include "source_verifier.hpp"
+
+namespace armdock {
+
+namespace fs = std::filesystem;
+using std::chrono::seconds;
+
+namespace {
+
+std::string newTransactionId()
+{
+    char stamp[32];
+    std::time_t now = std::time(nullptr);
+    std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", std::gmtime(&now));
+    static std::mt19937 random{std::random_device{}()};
+    char suffix[8];
+    std::snprintf(suffix, sizeof suffix, "%04x", static_cast<unsigned>(random() & 0xffff));
+    return std::string(stamp) + "-" + suffix;
+}
+
+}  // namespace
+
+struct Agent::Impl {
+    boost::asio::io_context& io;
+    boost::asio::thread_pool& pool;
+    UnitControl& units;
+    EngineApi& engine;
+    Config config;
+    AgentStatus status;
+    std::vector<AgentObserver*> observers;
+    std::unique_ptr<BackupStore> backups;
+    std::unique_ptr<TransactionJournal> journal;
+    std::unique_ptr<TransactionRunner> runner;
+    VersionProbe probe = [](const fs::path& binary, const std::vector<std::string>& args) {
+        return learnEngineVersion(binary, args, std::chrono::seconds(10));
+    };
+    bool running = false;
+    bool cancelRequested = false;
+    std::string installedSetId;
+    std::vector<fs::path> dropinsInFlight;
+
+    Impl(boost::asio::io_context& io_, boost::asio::thread_pool& pool_, UnitControl& units_, EngineApi& engine_, Config config_)
+        : io(io_), pool(pool_), units(units_), engine(engine_), config(std::move(config_))
+    {
+        rebuildStores();
+    }
+
+    fs::path lastResultFile() const { return config.agent.stateDir / "last-result.json"; }
+    fs::path rejectedDir() const { return config.agent.stateDir / "rejected"; }
+
+    void rebuildStores()
+    {
+        backups = std::make_unique<BackupStore>(config.agent.stateDir);
+        journal = std::make_unique<TransactionJournal>(config.agent.stateDir);
+        TransactionRunner::Services services{pool, units, engine, *backups, *journal,
+                                             [this](const fs::path& b, const std::vector<std::string>& a) { return probe(b, a); },
+                                             [this](const std::string& s, unsigned p, const std::string& m) { setProgress(s, p, m); },
+                                             [this] { return cancelRequested; }};
+        runner = std::make_unique<TransactionRunner>(config, std::move(services));
+    }
+
+    void notify(const std::vector<std::string>& names)
+    {
+        for (auto* o : observers)
+            o->propertiesChanged(names);
+    }
+
+    void setProgress(const std::string& state, unsigned percent, const std::string& message)
+    {
+        std::vector<std::string> changed;
+        if (status.state != state) {
+            status.state = state;
+            changed.push_back("State");
+        }
+        if (status.percent != percent || status.message != message) {
+            status.percent = percent;
+            status.message = message;
+            changed.push_back("Progress");
+        }
+        LogContext::set(status.transaction, status.state);
+        spdlog::info("{} {}%: {}", state, percent, message);
+        if (!changed.empty())
+            notify(changed);
+    }
+
+    void begin(const std::string& tx)
+    {
+        running = true;
+        cancelRequested = false;
+        status.transaction = tx;
+        notify({"Transaction"});
+        setProgress("verifying", 5, "sources verified; hashing and copying");
+    }
+
+    void saveLastResult()
+    {
+        nlohmann::json j{{"transaction", status.transaction}, {"result", status.lastResult}, {"error", status.lastError},
+                         {"version", status.currentVersion}};
+        try {
+            writeFileDurably(lastResultFile(), j.dump() + "\n", 0600);
+        } catch (const std::exception& e) {
+            spdlog::error("cannot save the last result to {}: {}", lastResultFile().string(), e.what());
+        }
+    }
+
+    void loadLastResult()
+    {
+        try {
+            auto j = nlohmann::json::parse(readSmallFile(lastResultFile()));
+            status.transaction = j.value("transaction", "");
+            status.lastResult = j.value("result", "none");
+            status.lastError = j.value("error", "");
+            status.currentVersion = j.value("version", "");
+        } catch (const std::exception&) {
+            // No earlier result (first start) or an unreadable one: start from "none".
+        }
+    }
+
+    void finish(const std::string& tx, const TransactionOutcome& outcome)
+    {
+        status.transaction = tx;
+        status.lastResult = outcome.result;
+        status.lastError = outcome.result == "success" ? "" : outcome.message;
+        if (!outcome.version.empty())
+            status.currentVersion = outcome.version;
+        saveLastResult();
+        running = false;
+        cancelRequested = false;
+        const bool failed = outcome.result == "failed";
+        const std::string line = outcome.result == "success" ? (outcome.message.empty() ? "done" : outcome.message) : outcome.message;
+        setProgress(failed ? "failed" : "idle", failed ? 0 : 100, outcome.result + ": " + line);
+        if (outcome.result == "success")
+            spdlog::info("transaction {} finished: success, engine {}", tx, status.currentVersion);
+        else
+            spdlog::error("transaction {} finished: {}: {}", tx, outcome.result, outcome.message);
+        notify({"Transaction", "CurrentVersion", "LastResult", "LastError"});
+        for (auto* o : observers)
+            o->finished(tx, outcome.result, status.lastResult == "success" ? line : status.lastError);
+        LogContext::set("", status.state);
+    }
+
+    Task<void> refreshInstalledSet()
+    {
+        try {
+            installedSetId = co_await runOffLoop(pool, [this] { return setIdOf(describeInstalledSet(config.payloads)); });
+        } catch (const std::exception& e) {
+            spdlog::warn("cannot describe the installed engine set: {}", e.what());
+        }
+    }
+
+    Task<void> runAndFinish(TransactionPlan plan)
+    {
+        const std::string tx = plan.id;
+        TransactionOutcome outcome;
+        try {
+            outcome = co_await runner->run(std::move(plan));
+        } catch (const std::exception& e) {
+            outcome = {"failed", std::string("internal error: ") + e.what() + "; check the journal of armdock-agent", ""};
+        }
+        co_await refreshInstalledSet();
+        settleDropins(outcome);
+        finish(tx, outcome);
+    }
+
+    void settleDropins(const TransactionOutcome& outcome)
+    {
+        for (const auto& file : dropinsInFlight) {
+            try {
+                if (outcome.result == "success")
+                    removeDurably(file);
+                else
+                    moveAside(file, rejectedDir(), "transaction " + status.transaction + " " + outcome.result + ": " + outcome.message);
+            } catch (const std::exception& e) {
+                spdlog::error("cannot clear the drop-in {}: {}", file.string(), e.what());
+            }
+        }
+        dropinsInFlight.clear();
+    }
+
+    void ensureIdle() const
+    {
+        if (running)
+            throw AgentError(ErrorKind::Busy, "transaction " + status.transaction + " is running (state " + status.state +
+                                                  "); wait for its Finished signal or call Cancel");
+    }
+
+    SourceRules rules() const { return SourceRules{0, hostElfMachine()}; }
+
+    std::string startUpgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options)
+    {
+        ensureIdle();
+        UpgradeRequest request = parseUpgradeRequest(files, options, config);
+        TransactionPlan plan;
+        plan.id = newTransactionId();
+        plan.kind = "upgrade";
+        plan.dryRun = request.dryRun;
+        plan.healthTimeout = seconds(request.healthTimeoutSec.value_or(config.docker.healthTimeoutSec));
+        for (const auto& [name, path] : request.files) {
+            PlannedPayload p;
+            p.spec = config.findPayload(name);
+            p.source = openAndCheckSource(name, path, rules());
+            auto digest = request.sha256.find(name);
+            if (digest != request.sha256.end())
+                p.expectedSha256 = digest->second;
+            plan.payloads.push_back(std::move(p));
+        }
+        launch(std::move(plan));
+        return status.transaction;
+    }
+
+    std::string startRollback()
+    {
+        ensureIdle();
+        std::optional<BackupSet> chosen;
+        for (auto& set : backups->list())
+            if (set.id != installedSetId) {
+                chosen = std::move(set);
+                break;
+            }
+        if (!chosen)
+            throw AgentError(ErrorKind::NoBackup, "no backup set in " + backups->dir().string() + " differs from the installed engine set" +
+                                                      (installedSetId.empty() ? std::string() : " (" + installedSetId + ")") +
+                                                      "; backups are made by each upgrade");
+        TransactionPlan plan;
+        plan.id = newTransactionId();
+        plan.kind = "rollback";
+        plan.knownVersion = chosen->version;
+        plan.healthTimeout = seconds(config.docker.healthTimeoutSec);
+        for (const auto& spec : config.payloads) {
+            PlannedPayload p;
+            p.spec = &spec;
+            const SetMember* member = chosen->member(spec.name);
+            std::error_code ec;
+            if (member && member->present) {
+                p.source = openAndCheckSource(spec.name, chosen->fileOf(spec.name).string(), rules());
+                p.expectedSha256 = member->sha256;  // the backup is checked as it is staged
+            } else if (fs::exists(spec.path, ec)) {
+                p.removeTarget = true;
+            } else {
+                continue;
+            }
+            plan.payloads.push_back(std::move(p));
+        }
+        spdlog::info("rolling back to backup set {} ({})", chosen->id, chosen->version);
+        launch(std::move(plan));
+        return status.transaction;
+    }
+
+    void launch(TransactionPlan plan)
+    {
+        begin(plan.id);
+        boost::asio::co_spawn(io, runAndFinish(std::move(plan)), boost::asio::detached);
+    }
+
+    std::string reload()
+    {
+        ensureIdle();
+        Config fresh;
+        try {
+            fresh = loadConfig(config.sourceFile);
+            checkStateDirUsable(fresh);
+        } catch (const ConfigError& e) {
+            spdlog::error("config refused, the old one is kept: {}", e.what());
+            throw AgentError(ErrorKind::InvalidArgument, std::string("config refused, the old one is kept: ") + e.what());
+        }
+        config = std::move(fresh);
+        setLogLevel(config.agent.logLevel);
+        rebuildStores();
+        spdlog::info("config {} reloaded", config.sourceFile.string());
+        return takeDropins();
+    }
+
+    std::string takeDropins()
+    {
+        DropinScan scan = scanDropinFolder(config.agent.dropinDir, config);
+        for (const auto& [file, reason] : scan.refused) {
+            spdlog::error("drop-in {} refused: {}", file.string(), reason);
+            try {
+                moveAside(file, rejectedDir(), reason);
+            } catch (const std::exception& e) {
+                spdlog::error("cannot move {} aside: {}", file.string(), e.what());
+            }
+        }
+        if (scan.files.empty())
+            return {};
+        std::map<std::string, OptionValue> options;
+        for (const auto& [name, digest] : scan.sha256)
+            options["sha256." + name] = digest;
+        try {
+            std::string tx = startUpgrade(scan.files, options);
+            dropinsInFlight = scan.taken;
+            spdlog::info("drop-in upgrade {} started from {}", tx, config.agent.dropinDir.string());
+            return tx;
+        } catch (const AgentError& e) {
+            // Nobody waits on a D-Bus reply for a drop-in: say it in LastResult too.
+            const std::string tx = newTransactionId();
+            for (const auto& file : scan.taken) {
+                try {
+                    moveAside(file, rejectedDir(), e.what());
+                } catch (const std::exception& m) {
+                    spdlog::error("cannot move {} aside: {}", file.string(), m.what());
+                }
+            }
+            finish(tx, {"rejected", std::string("drop-in refused (moved to ") + rejectedDir().string() + "): " + e.what(), ""});
+            throw;
+        }
+    }
+};
+
+Agent::Agent(boost::asio::io_context& io, boost::asio::thread_pool& pool, UnitControl& units, EngineApi& engine, Config config)
+    : impl_(std::make_unique<Impl>(io, pool, units, engine, std::move(config)))
+{
+}
+
+Agent::~Agent() = default;
+
+Task<void> Agent::startUp()
+{
+    Impl& d = *impl_;
+    d.loadLastResult();
+    std::optional<JournalContents> pending;
+    try {
+        pending = d.journal->load();
+    } catch (const std::exception& e) {
+        spdlog::critical("{}; moving it aside and checking the engine", e.what());
+        moveAside(d.journal->file(), d.rejectedDir(), e.what());
+    }
+    if (pending) {
+        d.running = true;
+        d.status.transaction = pending->begin.transaction;
+        d.setProgress("rolling-back", 50, "recovering interrupted transaction " + pending->begin.transaction);
+        TransactionOutcome outcome;
+        try {
+            outcome = co_await d.runner->recover(std::move(*pending));
+        } catch (const std::exception& e) {
+            outcome = {"failed", std::string("recovery failed: ") + e.what(), ""};
+        }
+        co_await d.refreshInstalledSet();
+        d.finish(d.status.transaction, outcome);
+    } else {
+        co_await d.refreshInstalledSet();
+    }
+    try {
+        std::string version = co_await d.engine.version(seconds(5));
+        if (version != d.status.currentVersion) {
+            d.status.currentVersion = version;
+            d.notify({"CurrentVersion"});
+        }
+    } catch (const std::exception& e) {
+        spdlog::warn("Docker does not answer on {} yet ({}); CurrentVersion stays '{}'", d.config.docker.socket.string(), e.what(),
+                     d.status.currentVersion);
+    }
+}
+
+std::string Agent::upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options)
+{
+    return impl_->startUpgrade(files, options);
+}
+
+std::string Agent::rollback() { return impl_->startRollback(); }
+
+void Agent::cancel()
+{
+    if (!impl_->running)
+        throw AgentError(ErrorKind::Failed, "nothing to cancel: no transaction is running");
+    impl_->cancelRequested = true;
+    spdlog::warn("cancel requested for transaction {} in state {}", impl_->status.transaction, impl_->status.state);
+}
+
+std::vector<BackupInfo> Agent::listBackups() const
+{
+    std::vector<BackupInfo> out;
+    for (const auto& set : impl_->backups->list())
+        out.push_back({set.id, set.createdUsec, set.version});
+    return out;
+}
+
+std::string Agent::reload() { return impl_->reload(); }
+
+const AgentStatus& Agent::status() const { return impl_->status; }
+const Config& Agent::config() const { return impl_->config; }
+void Agent::addObserver(AgentObserver* observer) { impl_->observers.push_back(observer); }
+bool Agent::busy() const { return impl_->running; }
+void Agent::setVersionProbe(VersionProbe probe) { impl_->probe = std::move(probe); }
+
+}  // namespace armdock

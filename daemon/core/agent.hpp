@@ -15,6 +15,7 @@
 #include "config.hpp"
 #include "engine_api.hpp"
 #include "unit_control.hpp"
+#include "transaction.hpp"
 #include "upgrade_request.hpp"
 
 namespace armdock {
@@ -49,8 +50,11 @@ public:
 
     const AgentStatus& status() const;
     const Config& config() const;
-    void setObserver(AgentObserver* observer);
+    // Observers are told of every status change and every Finished, on the loop.
+    void addObserver(AgentObserver* observer);
     bool busy() const;
+    // Tests replace how an engine binary's version is learned.
+    void setVersionProbe(VersionProbe probe);
 
 private:
     struct Impl;

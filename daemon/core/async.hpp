@@ -4,6 +4,8 @@
 // loop when done.
 #pragma once
 
+#include <utility>  // Boost 1.74 awaitable.hpp uses std::exchange without including it
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -19,12 +21,18 @@ using Task = boost::asio::awaitable<T>;
 
 // Runs f() on the pool and returns its result (or rethrows its exception) on
 // the awaiting coroutine's executor.
+//
+// GCC 12 trap: a lambda with by-value captures of non-trivial types, written
+// as a temporary inside a co_await expression, has its captures destroyed
+// twice (a crash). In coroutines, name such lambdas first or capture by
+// reference; this helper itself only uses a named, by-reference lambda.
 template <typename F>
-auto runOffLoop(boost::asio::thread_pool& pool, F f) -> Task<std::invoke_result_t<F>>
+auto runOffLoop(boost::asio::thread_pool& pool, F f) -> Task<std::invoke_result_t<F&>>
 {
-    using R = std::invoke_result_t<F>;
-    co_return co_await boost::asio::co_spawn(
-        pool.get_executor(), [f = std::move(f)]() mutable -> Task<R> { co_return f(); }, boost::asio::use_awaitable);
+    using R = std::invoke_result_t<F&>;
+    auto onPool = [&f]() -> Task<R> { co_return f(); };
+    auto operation = boost::asio::co_spawn(pool.get_executor(), onPool, boost::asio::use_awaitable);
+    co_return co_await std::move(operation);
 }
 
 }  // namespace armdock

@@ -1,1 +1,191 @@
-// placeholder: implemented by its owner
+#include "backup_store.hpp"
+
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <system_error>
+
+#include "durable_fs.hpp"
+#include "sha_digest.hpp"
+
+namespace armdock {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::uint64_t nowUsec()
+{
+    using namespace std::chrono;
+    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::optional<BackupSet> readManifest(const fs::path& folder)
+{
+    try {
+        auto j = nlohmann::json::parse(readSmallFile(folder / "manifest.json"));
+        BackupSet set;
+        set.id = j.at("id").get<std::string>();
+        set.createdUsec = j.at("created_usec").get<std::uint64_t>();
+        set.version = j.value("version", "");
+        set.dir = folder;
+        for (const auto& m : j.at("members"))
+            set.members.push_back({m.at("name").get<std::string>(), m.at("target").get<std::string>(),
+                                   m.at("present").get<bool>(), m.value("sha256", "")});
+        return set;
+    } catch (const std::exception&) {
+        return std::nullopt;  // a half-written or foreign folder is not a backup
+    }
+}
+
+}  // namespace
+
+const SetMember* BackupSet::member(const std::string& name) const
+{
+    for (const auto& m : members)
+        if (m.name == name)
+            return &m;
+    return nullptr;
+}
+
+std::string setIdOf(const std::vector<SetMember>& members)
+{
+    std::vector<const SetMember*> sorted;
+    for (const auto& m : members)
+        sorted.push_back(&m);
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->name < b->name; });
+    std::string text;
+    for (const auto* m : sorted)
+        text += m->name + "=" + (m->present ? m->sha256 : std::string("absent")) + "\n";
+    return sha256Hex(text.data(), text.size()).substr(0, 16);
+}
+
+std::vector<SetMember> describeInstalledSet(const std::vector<PayloadSpec>& payloads)
+{
+    std::vector<SetMember> members;
+    for (const auto& p : payloads) {
+        SetMember m{p.name, p.path, false, ""};
+        std::error_code ec;
+        if (fs::is_regular_file(fs::symlink_status(p.path, ec))) {
+            m.present = true;
+            m.sha256 = sha256OfFile(p.path);
+        }
+        members.push_back(std::move(m));
+    }
+    return members;
+}
+
+BackupStore::BackupStore(fs::path stateDir) : dir_(std::move(stateDir) / "backups") {}
+
+void BackupStore::writeManifest(const BackupSet& set, const fs::path& folder) const
+{
+    nlohmann::json members = nlohmann::json::array();
+    for (const auto& m : set.members)
+        members.push_back({{"name", m.name}, {"target", m.target.string()}, {"present", m.present}, {"sha256", m.sha256}});
+    nlohmann::json j{{"id", set.id}, {"created_usec", set.createdUsec}, {"version", set.version}, {"members", members}};
+    writeFileDurably(folder / "manifest.json", j.dump(2) + "\n", 0600);
+}
+
+BackupStore::BackUpResult BackupStore::backUp(const std::vector<PayloadSpec>& payloads,
+                                              const std::function<std::string(const fs::path&)>& versionOf)
+{
+    fs::create_directories(dir_);
+    auto members = describeInstalledSet(payloads);
+    const std::string id = setIdOf(members);
+    if (auto existing = find(id)) {
+        existing->createdUsec = nowUsec();
+        writeManifest(*existing, existing->dir);
+        return {*existing, false};
+    }
+    const fs::path temporary = dir_ / (".incoming-" + id);
+    fs::remove_all(temporary);
+    fs::create_directory(temporary);
+    ::chmod(temporary.c_str(), 0700);
+    BackupSet set{id, nowUsec(), "", members, dir_ / id};
+    for (auto& m : set.members) {
+        if (!m.present)
+            continue;
+        const auto& spec = *std::find_if(payloads.begin(), payloads.end(), [&](auto& p) { return p.name == m.name; });
+        std::string copied = copyFileDurably(spec.path, temporary / m.name, spec.mode);
+        if (copied != m.sha256)
+            throw std::runtime_error("backup of " + spec.path.string() + " failed: the file changed while it was copied; retry the upgrade");
+        if (spec.engine && !spec.versionArgs.empty())
+            set.version = versionOf(temporary / m.name);
+    }
+    writeManifest(set, temporary);
+    fsyncDirectory(temporary);
+    renameDurably(temporary, set.dir);
+    return {set, true};
+}
+
+std::vector<BackupSet> BackupStore::list() const
+{
+    std::vector<BackupSet> sets;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+        if (!entry.is_directory() || entry.path().filename().string().starts_with("."))
+            continue;
+        if (auto set = readManifest(entry.path()))
+            sets.push_back(std::move(*set));
+    }
+    std::sort(sets.begin(), sets.end(), [](const auto& a, const auto& b) { return a.createdUsec > b.createdUsec; });
+    return sets;
+}
+
+std::optional<BackupSet> BackupStore::find(const std::string& id) const
+{
+    if (id.empty() || id.find('/') != std::string::npos || id.starts_with("."))
+        return std::nullopt;
+    return readManifest(dir_ / id);
+}
+
+void BackupStore::remove(const std::string& id)
+{
+    if (!find(id))
+        return;
+    // Rename first so that a crash never leaves a half-deleted set that looks whole.
+    const fs::path doomed = dir_ / (".removing-" + id);
+    fs::remove_all(doomed);
+    renameDurably(dir_ / id, doomed);
+    fs::remove_all(doomed);
+}
+
+void BackupStore::prune(unsigned keep, const std::string& protectId)
+{
+    auto sets = list();
+    unsigned kept = 0;
+    for (const auto& set : sets) {
+        if (kept < keep || set.id == protectId) {
+            ++kept;
+            continue;
+        }
+        remove(set.id);
+    }
+}
+
+BackupSet BackupStore::keepFiles(const std::vector<std::pair<SetMember, fs::path>>& files, const std::string& version)
+{
+    fs::create_directories(dir_);
+    std::vector<SetMember> members;
+    for (const auto& f : files)
+        members.push_back(f.first);
+    const std::string id = setIdOf(members);
+    if (auto existing = find(id))
+        return *existing;
+    const fs::path temporary = dir_ / (".incoming-" + id);
+    fs::remove_all(temporary);
+    fs::create_directory(temporary);
+    BackupSet set{id, nowUsec(), version, members, dir_ / id};
+    for (const auto& [member, source] : files)
+        if (member.present)
+            copyFileDurably(source, temporary / member.name, 0755);
+    writeManifest(set, temporary);
+    fsyncDirectory(temporary);
+    renameDurably(temporary, set.dir);
+    return set;
+}
+
+}  // namespace armdock

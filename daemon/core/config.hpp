@@ -20,6 +20,8 @@ struct PayloadSpec {
     mode_t mode = 0755;
     std::vector<std::string> versionArgs;  // non-empty for the engine: {"-v"}
     bool engine = false;                 // the payload whose version /version reports
+
+    bool operator==(const PayloadSpec&) const = default;
 };
 
 struct AgentSection {
@@ -29,6 +31,8 @@ struct AgentSection {
     unsigned keepBackups = 3;
     std::string logLevel = "info";  // trace, debug, info, warning, error
     std::vector<std::string> allowedGroups;  // group names or numeric gids
+
+    bool operator==(const AgentSection&) const = default;
 };
 
 struct DockerSection {
@@ -45,6 +49,8 @@ struct DockerSection {
     unsigned monitorFailures = 3;
     unsigned maxRestartsPerHour = 3;
     bool expectContainersBack = true;
+
+    bool operator==(const DockerSection&) const = default;
 };
 
 struct Config {
@@ -55,6 +61,8 @@ struct Config {
 
     const PayloadSpec* findPayload(std::string_view name) const;
     const PayloadSpec& enginePayload() const;
+
+    bool operator==(const Config&) const = default;
 };
 
 class ConfigError : public std::runtime_error {
@@ -71,5 +79,11 @@ Config parseConfig(std::string_view text, const std::string& sourceName);
 // Reads and parses a file. A file that does not exist yields defaultConfig()
 // (with sourceFile set); one that cannot be read or parsed throws ConfigError.
 Config loadConfig(const std::filesystem::path& file);
+
+// Creates agent.state_dir (mode 0700, and any missing parents) if it does not
+// exist, and proves it writable by creating and removing a temporary file.
+// Throws ConfigError naming the folder and why, so the agent refuses to start
+// (or to take a reloaded config) rather than failing in the middle of a swap.
+void checkStateDirUsable(const Config& config);
 
 }  // namespace armdock

@@ -1,1 +1,166 @@
-// placeholder: implemented by its owner
+#include "durable_fs.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <system_error>
+#include <vector>
+
+#include "sha_digest.hpp"
+#include "unique_fd.hpp"
+
+namespace armdock {
+
+namespace {
+
+constexpr std::size_t chunkSize = 1 << 20;
+
+[[noreturn]] void throwErrno(int error, const std::string& what, const std::filesystem::path& path)
+{
+    throw std::system_error(error, std::generic_category(), what + " " + path.string());
+}
+
+std::filesystem::path folderOf(const std::filesystem::path& file)
+{
+    auto parent = file.parent_path();
+    return parent.empty() ? std::filesystem::path(".") : parent;
+}
+
+void writeAll(int fd, const char* data, std::size_t size, const std::filesystem::path& nameForErrors)
+{
+    while (size > 0) {
+        ssize_t written = ::write(fd, data, size);
+        if (written < 0 && errno == EINTR)
+            continue;
+        if (written < 0)
+            throwErrno(errno, "cannot write", nameForErrors);
+        data += written;
+        size -= static_cast<std::size_t>(written);
+    }
+}
+
+// Removes a half-written file when the operation that made it fails.
+class PartialFile {
+public:
+    explicit PartialFile(std::filesystem::path path) : path_(std::move(path)) {}
+    ~PartialFile()
+    {
+        if (!path_.empty())
+            ::unlink(path_.c_str());
+    }
+    PartialFile(const PartialFile&) = delete;
+    PartialFile& operator=(const PartialFile&) = delete;
+    void keep() { path_.clear(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+}  // namespace
+
+void fsyncFd(int fd, const std::filesystem::path& nameForErrors)
+{
+    if (::fsync(fd) != 0)
+        throwErrno(errno, "cannot fsync", nameForErrors);
+}
+
+void fsyncDirectory(const std::filesystem::path& dir)
+{
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd)
+        throwErrno(errno, "cannot open folder", dir);
+    fsyncFd(fd.get(), dir);
+}
+
+void writeFileDurably(const std::filesystem::path& file, std::string_view content, mode_t mode)
+{
+    std::string pattern = (folderOf(file) / ("." + file.filename().string() + ".tmp-XXXXXX")).string();
+    UniqueFd fd(::mkostemp(pattern.data(), O_CLOEXEC));
+    if (!fd)
+        throwErrno(errno, "cannot create a temporary file beside", file);
+    std::filesystem::path temporary = pattern;
+    PartialFile partial(temporary);
+    // mkostemp creates 0600; fchmod is not subject to the umask.
+    if (::fchmod(fd.get(), mode) != 0)
+        throwErrno(errno, "cannot chmod", temporary);
+    writeAll(fd.get(), content.data(), content.size(), temporary);
+    fsyncFd(fd.get(), temporary);
+    fd.reset();
+    if (::rename(temporary.c_str(), file.c_str()) != 0)
+        throwErrno(errno, "cannot rename " + temporary.string() + " to", file);
+    partial.keep();
+    fsyncDirectory(folderOf(file));
+}
+
+void renameDurably(const std::filesystem::path& from, const std::filesystem::path& to)
+{
+    if (::rename(from.c_str(), to.c_str()) != 0)
+        throwErrno(errno, "cannot rename " + from.string() + " to", to);
+    fsyncDirectory(folderOf(to));
+    if (folderOf(from) != folderOf(to))
+        fsyncDirectory(folderOf(from));
+}
+
+void removeDurably(const std::filesystem::path& file)
+{
+    if (::unlink(file.c_str()) != 0) {
+        if (errno == ENOENT)
+            return;
+        throwErrno(errno, "cannot remove", file);
+    }
+    fsyncDirectory(folderOf(file));
+}
+
+std::string copyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to, mode_t mode)
+{
+    UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!in)
+        throwErrno(errno, "cannot open", from);
+    UniqueFd out(::open(to.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+    if (!out)
+        throwErrno(errno, "cannot create", to);
+    PartialFile partial(to);
+    Digest digest(Digest::Algorithm::Sha256);
+    std::vector<char> buffer(chunkSize);
+    for (;;) {
+        ssize_t got = ::read(in.get(), buffer.data(), buffer.size());
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            throwErrno(errno, "cannot read", from);
+        if (got == 0)
+            break;
+        digest.update(buffer.data(), static_cast<std::size_t>(got));
+        writeAll(out.get(), buffer.data(), static_cast<std::size_t>(got), to);
+    }
+    if (::fchmod(out.get(), mode) != 0)
+        throwErrno(errno, "cannot chmod", to);
+    fsyncFd(out.get(), to);
+    fsyncDirectory(folderOf(to));
+    partial.keep();
+    return digest.hexDigest();
+}
+
+std::string readSmallFile(const std::filesystem::path& file)
+{
+    UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd)
+        throwErrno(errno, "cannot open", file);
+    std::string content;
+    char buffer[8192];
+    for (;;) {
+        ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            throwErrno(errno, "cannot read", file);
+        if (got == 0)
+            return content;
+        content.append(buffer, static_cast<std::size_t>(got));
+    }
+}
+
+}  // namespace armdock

@@ -1,1 +1,507 @@
-// placeholder: implemented by its owner
+// Step 6 of a transaction: is the new engine up and staying up?
+//
+// Time budget: `timeout` runs from the start job's end to a passing check;
+// the grace period is added to it (a 5 s grace never eats into the time the
+// containers have to come back), the smoke command gets what is left, at
+// least minSmokeTimeout.
+#include "core/health_check.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace armdock {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds gracePollInterval{100};
+constexpr milliseconds gracePingTimeout{1000};
+constexpr milliseconds pingSlice{1000};  // re-check the unit between pings this long
+constexpr milliseconds pingRetryDelay{20};
+constexpr milliseconds containersPollInterval{200};
+constexpr milliseconds minRequestTimeout{1000};
+constexpr milliseconds maxRequestTimeout{10000};
+constexpr milliseconds minSmokeTimeout{1000};
+constexpr std::size_t maxCommandOutput = 64 * 1024;
+
+std::string formatDuration(milliseconds d)
+{
+    if (d.count() >= 1000 && d.count() % 1000 == 0) {
+        return std::to_string(d.count() / 1000) + " s";
+    }
+    if (d.count() >= 1000) {
+        return std::to_string(d.count() / 1000) + "." + std::to_string(d.count() % 1000 / 100) + " s";
+    }
+    return std::to_string(d.count()) + " ms";
+}
+
+milliseconds remainingUntil(Clock::time_point deadline)
+{
+    return std::max(std::chrono::ceil<milliseconds>(deadline - Clock::now()), milliseconds{0});
+}
+
+// A single request (version, info) gets the time left, within sane bounds.
+milliseconds requestTimeout(Clock::time_point deadline)
+{
+    return std::clamp(remainingUntil(deadline), minRequestTimeout, maxRequestTimeout);
+}
+
+Task<void> waitUntil(Clock::time_point at)
+{
+    asio::steady_timer timer(co_await asio::this_coro::executor, at);
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+std::string joinCommand(const std::vector<std::string>& argv)
+{
+    std::string text;
+    for (const auto& arg : argv) {
+        if (!text.empty()) {
+            text += ' ';
+        }
+        text += arg;
+    }
+    return text;
+}
+
+std::string lastLine(std::string text)
+{
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+        text.pop_back();
+    }
+    auto nl = text.rfind('\n');
+    if (nl != std::string::npos) {
+        text.erase(0, nl + 1);
+    }
+    if (text.size() > 200) {
+        text = text.substr(0, 200) + "...";
+    }
+    return text;
+}
+
+std::string toLower(std::string s)
+{
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+void report(const HealthProgress& progress, const std::string& line)
+{
+    if (progress) {
+        progress(line);
+    }
+}
+
+std::string journalHint(const HealthExpectations& expect)
+{
+    return "see journalctl -u " + expect.serviceUnit;
+}
+
+// ---- the checks ----
+
+Task<void> checkPing(EngineApi& engine, UnitControl& units, const HealthExpectations& expect,
+                     Clock::time_point deadline)
+{
+    std::string lastError = "no answer";
+    for (;;) {
+        auto left = remainingUntil(deadline);
+        if (left.count() == 0) {
+            break;
+        }
+        try {
+            // One ping detects readiness the moment the engine serves; it is cut
+            // into slices only to notice a unit that failed meanwhile.
+            if (co_await engine.ping(std::min(left, pingSlice))) {
+                co_return;
+            }
+            lastError = "it answered, but not with OK";
+        } catch (const EngineUnreachable& e) {
+            lastError = e.what();
+        }
+        auto state = co_await units.activeState(expect.serviceUnit);
+        if (state == "failed" || state == "inactive") {
+            throw HealthCheckFailed("ping", "check ping: " + expect.serviceUnit + " is " + state + " and " +
+                                                expect.socketPath + " does not answer GET /_ping (" + lastError +
+                                                "); " + journalHint(expect));
+        }
+        if (remainingUntil(deadline).count() > 0) {
+            co_await waitUntil(std::min(Clock::now() + pingRetryDelay, deadline));
+        }
+    }
+    throw HealthCheckFailed("ping", "check ping: " + expect.socketPath + " did not answer GET /_ping within " +
+                                        formatDuration(expect.timeout) + " after " + expect.serviceUnit +
+                                        " started (last: " + lastError + "); " + journalHint(expect));
+}
+
+Task<void> checkVersion(EngineApi& engine, const HealthExpectations& expect, Clock::time_point deadline)
+{
+    std::string seen;
+    try {
+        seen = co_await engine.version(requestTimeout(deadline));
+    } catch (const EngineUnreachable& e) {
+        throw HealthCheckFailed("version", "check version: GET /version on " + expect.socketPath +
+                                               " failed: " + e.what() + "; " + journalHint(expect));
+    }
+    if (seen != expect.expectedVersion) {
+        throw HealthCheckFailed("version", "check version: " + expect.socketPath + " reports version " + seen +
+                                               " but the installed engine is " + expect.expectedVersion +
+                                               "; another engine may be running — check which binary " +
+                                               expect.serviceUnit + " runs (systemctl cat " +
+                                               expect.serviceUnit + ")");
+    }
+}
+
+Task<void> checkInitSha1(EngineApi& engine, const HealthExpectations& expect, Clock::time_point deadline)
+{
+    std::optional<std::string> seen;
+    try {
+        seen = co_await engine.initSha1(requestTimeout(deadline));
+    } catch (const EngineUnreachable& e) {
+        throw HealthCheckFailed("initsha1", "check initsha1: GET /info on " + expect.socketPath + " failed: " +
+                                                e.what() + "; " + journalHint(expect));
+    }
+    if (!seen) {
+        co_return;  // engines after 1.10 do not report it
+    }
+    if (toLower(*seen) != toLower(*expect.expectedInitSha1)) {
+        throw HealthCheckFailed("initsha1", "check initsha1: " + expect.socketPath + " reports InitSha1 " + *seen +
+                                                " but the installed dockerinit has SHA-1 " +
+                                                *expect.expectedInitSha1 +
+                                                "; docker and dockerinit come from different builds — install "
+                                                "the pair from one release");
+    }
+}
+
+Task<void> checkGrace(EngineApi& engine, UnitControl& units, const HealthExpectations& expect)
+{
+    const auto& unit = expect.serviceUnit;
+    const auto fail = [&](const std::string& what) {
+        return HealthCheckFailed("grace", "check grace: " + what + " during the " + formatDuration(expect.grace) +
+                                              " grace period; " + journalHint(expect));
+    };
+    const auto pid = co_await units.mainPid(unit);
+    if (pid == 0) {
+        throw fail(unit + " has no main process");
+    }
+    const auto start = Clock::now();
+    const auto end = start + expect.grace;
+    for (auto tick = start;;) {
+        auto state = co_await units.activeState(unit);
+        if (state != "active") {
+            throw fail(unit + " went " + state);
+        }
+        auto nowPid = co_await units.mainPid(unit);
+        if (nowPid != pid) {
+            throw fail(unit + " main PID changed from " + std::to_string(pid) + " to " + std::to_string(nowPid) +
+                       " (the engine restarted)");
+        }
+        bool answered = false;
+        std::string error = "answered, but not with OK";
+        try {
+            answered = co_await engine.ping(gracePingTimeout);
+        } catch (const EngineUnreachable& e) {
+            error = e.what();
+        }
+        if (!answered) {
+            throw fail(expect.socketPath + " stopped answering GET /_ping (" + error + ")");
+        }
+        if (Clock::now() >= end) {
+            co_return;
+        }
+        tick += gracePollInterval;
+        co_await waitUntil(std::min(std::max(tick, Clock::now()), end));
+    }
+}
+
+Task<void> checkContainers(EngineApi& engine, const HealthExpectations& expect, Clock::time_point deadline)
+{
+    std::string lastSeen;
+    for (;;) {
+        try {
+            auto list = co_await engine.containers(requestTimeout(deadline));
+            std::vector<std::string> missing;
+            for (const auto& wanted : expect.containersBack) {
+                auto it = std::find_if(list.begin(), list.end(), [&](const ContainerSummary& c) {
+                    return c.id == wanted || (c.id.size() > wanted.size() && c.id.compare(0, wanted.size(), wanted) == 0);
+                });
+                const auto shortId = wanted.substr(0, 12);
+                if (it == list.end()) {
+                    missing.push_back(shortId + " (gone)");
+                } else if (it->state != "running") {
+                    missing.push_back(shortId + (it->name.empty() ? "" : " " + it->name) + " (" +
+                                      (it->state.empty() ? "unknown state" : it->state) + ")");
+                }
+            }
+            if (missing.empty()) {
+                co_return;
+            }
+            lastSeen.clear();
+            for (const auto& m : missing) {
+                lastSeen += (lastSeen.empty() ? "" : ", ") + m;
+            }
+        } catch (const EngineUnreachable& e) {
+            lastSeen = e.what();
+        }
+        if (remainingUntil(deadline).count() == 0) {
+            break;
+        }
+        co_await waitUntil(std::min(Clock::now() + containersPollInterval, deadline));
+    }
+    throw HealthCheckFailed("containers", "check containers: containers that ran before the restart did not run "
+                                          "again within " +
+                                              formatDuration(expect.timeout) + " after " + expect.serviceUnit +
+                                              " started: " + lastSeen +
+                                              "; see docker ps -a and " + journalHint(expect));
+}
+
+Task<void> checkSmoke(boost::asio::thread_pool& pool, const HealthExpectations& expect, Clock::time_point deadline)
+{
+    const auto timeout = std::max(remainingUntil(deadline), minSmokeTimeout);
+    const auto& argv = expect.smokeCommand;
+    // Named, not a temporary in the co_await expression (see async.hpp: GCC 12
+    // destroys such temporaries twice).
+    auto run = [&argv, timeout]() {
+        std::string out;
+        int st = runCommandWithTimeout(argv, timeout, &out);
+        return std::make_pair(st, std::move(out));
+    };
+    auto [status, output] = co_await runOffLoop(pool, std::move(run));
+    if (status != 0) {
+        auto line = lastLine(output);
+        throw HealthCheckFailed("smoke", "check smoke: `" + joinCommand(argv) + "` exited with status " +
+                                             std::to_string(status) + (line.empty() ? "" : ": " + line) +
+                                             "; run it by hand to see why, or change smoke_command");
+    }
+}
+
+// ---- running a command ----
+
+struct Fd {
+    int fd = -1;
+    Fd() = default;
+    explicit Fd(int f) : fd(f) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+    void reset()
+    {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        fd = -1;
+    }
+};
+
+// pidfd_open where the kernel has it (5.3+); -1 otherwise, then the child is
+// polled with waitpid(WNOHANG) at a short interval.
+int openPidFd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+void appendCapped(std::string* output, const char* data, std::size_t n)
+{
+    if (output && output->size() < maxCommandOutput) {
+        output->append(data, std::min(n, maxCommandOutput - output->size()));
+    }
+}
+
+// Reads what the pipe holds now; false at EOF.
+bool drainPipe(int fd, std::string* output)
+{
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+            appendCapped(output, buf, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n == 0) {
+            return false;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+    }
+}
+
+}  // namespace
+
+int runCommandWithTimeout(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                          std::string* output)
+{
+    const std::string command = joinCommand(argv);
+    if (argv.empty()) {
+        throw HealthCheckFailed("smoke", "check smoke: the smoke command is empty");
+    }
+    const auto deadline = Clock::now() + timeout;
+
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        throw HealthCheckFailed("smoke", "check smoke: cannot run `" + command + "`: pipe: " + std::strerror(errno));
+    }
+    Fd readEnd(fds[0]);
+    Fd writeEnd(fds[1]);
+    // The child's end blocks as usual.
+    ::fcntl(writeEnd.fd, F_SETFL, ::fcntl(writeEnd.fd, F_GETFL) & ~O_NONBLOCK);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, writeEnd.fd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, writeEnd.fd, STDERR_FILENO);
+
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t noSignals;
+    sigemptyset(&noSignals);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    for (int sig : {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGCHLD, SIGUSR1, SIGUSR2}) {
+        sigaddset(&defaults, sig);
+    }
+    posix_spawnattr_setsigmask(&attr, &noSignals);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setpgroup(&attr, 0);  // its own group, so a timeout kills what it started too
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+        args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+
+    pid_t pid = -1;
+    int rc = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    writeEnd.reset();
+    if (rc != 0) {
+        throw HealthCheckFailed("smoke", "check smoke: cannot run `" + command + "`: " + std::strerror(rc));
+    }
+
+    Fd pidFd(openPidFd(pid));
+    int status = 0;
+    bool reaped = false;
+    auto tryReap = [&]() {
+        for (;;) {
+            pid_t r = ::waitpid(pid, &status, WNOHANG);
+            if (r == pid) {
+                reaped = true;
+                return;
+            }
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            return;
+        }
+    };
+
+    while (!reaped) {
+        auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) {
+            break;
+        }
+        pollfd pfds[2];
+        nfds_t n = 0;
+        if (readEnd.fd >= 0) {
+            pfds[n++] = {readEnd.fd, POLLIN, 0};
+        }
+        if (pidFd.fd >= 0) {
+            pfds[n++] = {pidFd.fd, POLLIN, 0};
+        }
+        // Without a pidfd the exit is only seen by waitpid: look every 10 ms.
+        auto wait = pidFd.fd >= 0 ? left : std::min(left, milliseconds{10});
+        int pr = ::poll(pfds, n, static_cast<int>(std::min<long long>(wait.count(), 1 << 30)));
+        if (pr < 0 && errno != EINTR) {
+            break;
+        }
+        if (readEnd.fd >= 0 && !drainPipe(readEnd.fd, output)) {
+            readEnd.reset();
+        }
+        tryReap();
+    }
+
+    if (!reaped) {
+        ::kill(-pid, SIGKILL);
+        ::kill(pid, SIGKILL);
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        throw HealthCheckFailed("smoke", "check smoke: `" + command + "` did not finish within " +
+                                             formatDuration(timeout) + " and was killed; run it by hand to see "
+                                             "where it hangs");
+    }
+    // What the child wrote before it exited is in the pipe; a grandchild that
+    // keeps the pipe open does not hold us up.
+    if (readEnd.fd >= 0) {
+        drainPipe(readEnd.fd, output);
+    }
+    if (WIFSIGNALED(status)) {
+        throw HealthCheckFailed("smoke", "check smoke: `" + command + "` was killed by signal " +
+                                             std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) +
+                                             ")");
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Task<void> runHealthCheck(EngineApi& engine, UnitControl& units, boost::asio::thread_pool& pool,
+                          const HealthExpectations& expect, HealthProgress progress)
+{
+    auto deadline = Clock::now() + expect.timeout;
+
+    report(progress, "waiting for /_ping on " + expect.socketPath);
+    co_await checkPing(engine, units, expect, deadline);
+
+    if (!expect.expectedVersion.empty()) {
+        report(progress, "checking version");
+        co_await checkVersion(engine, expect, deadline);
+    }
+
+    if (expect.expectedInitSha1) {
+        report(progress, "checking InitSha1");
+        co_await checkInitSha1(engine, expect, deadline);
+    }
+
+    if (expect.grace.count() > 0) {
+        report(progress, "grace period " + formatDuration(expect.grace));
+        co_await checkGrace(engine, units, expect);
+        deadline += expect.grace;
+    }
+
+    if (!expect.containersBack.empty()) {
+        report(progress, "waiting for " + std::to_string(expect.containersBack.size()) + " container(s) to run again");
+        co_await checkContainers(engine, expect, deadline);
+    }
+
+    if (!expect.smokeCommand.empty()) {
+        report(progress, "running smoke command");
+        co_await checkSmoke(pool, expect, deadline);
+    }
+}
+
+}  // namespace armdock

@@ -10,6 +10,8 @@
 //   smoke     the smoke command exits 0 (run off the loop, killed at the timeout)
 #pragma once
 
+#include <utility>  // before Boost 1.74's awaitable.hpp, which uses std::exchange without it
+
 #include <boost/asio/thread_pool.hpp>
 
 #include <chrono>

@@ -1,1 +1,151 @@
-// placeholder: implemented by its owner
+#include "journal.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <sstream>
+#include <system_error>
+
+#include "durable_fs.hpp"
+
+namespace armdock {
+
+namespace {
+
+std::system_error journalError(const std::filesystem::path& file, const std::string& what)
+{
+    return std::system_error(errno, std::generic_category(), what + " " + file.string());
+}
+
+void appendLine(int fd, const std::filesystem::path& file, const nlohmann::json& line)
+{
+    std::string text = line.dump() + "\n";
+    const char* data = text.data();
+    std::size_t left = text.size();
+    while (left > 0) {
+        ssize_t n = ::write(fd, data, left);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw journalError(file, "cannot write transaction journal");
+        }
+        data += n;
+        left -= static_cast<std::size_t>(n);
+    }
+    // The line must be on disk before the step it announces takes effect.
+    fsyncFd(fd, file);
+}
+
+}  // namespace
+
+bool JournalContents::has(const std::string& step) const
+{
+    for (const auto& s : steps)
+        if (s.step == step)
+            return true;
+    return false;
+}
+
+std::string JournalContents::detailOf(const std::string& step) const
+{
+    std::string detail;
+    for (const auto& s : steps)
+        if (s.step == step)
+            detail = s.detail;
+    return detail;
+}
+
+std::string JournalContents::lastStep() const
+{
+    return steps.empty() ? std::string("begin") : steps.back().step;
+}
+
+TransactionJournal::TransactionJournal(std::filesystem::path stateDir) : file_(std::move(stateDir) / "transaction.journal") {}
+
+TransactionJournal::~TransactionJournal()
+{
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+bool TransactionJournal::exists() const
+{
+    std::error_code ec;
+    return std::filesystem::exists(file_, ec);
+}
+
+void TransactionJournal::begin(const JournalBegin& begin)
+{
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+    int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        throw journalError(file_, "cannot create transaction journal");
+    fd_ = fd;
+    nlohmann::json payloads = nlohmann::json::array();
+    for (const auto& p : begin.payloads)
+        payloads.push_back({{"name", p.name}, {"target", p.target.string()}, {"staged", p.staged.string()},
+                            {"new_sha256", p.newSha256}});
+    appendLine(fd_, file_, {{"step", "begin"}, {"transaction", begin.transaction}, {"kind", begin.kind}, {"payloads", payloads}});
+    // The journal's name must be durable too, or a crash could lose the file itself.
+    fsyncDirectory(file_.parent_path());
+}
+
+void TransactionJournal::record(const std::string& step, const std::string& detail)
+{
+    if (fd_ < 0) {
+        fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd_ < 0)
+            throw journalError(file_, "cannot open transaction journal");
+    }
+    appendLine(fd_, file_, {{"step", step}, {"detail", detail}});
+}
+
+std::optional<JournalContents> TransactionJournal::load() const
+{
+    if (!exists())
+        return std::nullopt;
+    std::istringstream in(readSmallFile(file_));
+    std::string line;
+    JournalContents contents;
+    bool first = true;
+    while (std::getline(in, line)) {
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception&) {
+            if (first)
+                throw std::runtime_error("transaction journal " + file_.string() + " is unreadable; its first line is not JSON");
+            break;  // torn last line: the step it announced never took effect
+        }
+        if (first) {
+            contents.begin.transaction = j.value("transaction", "");
+            contents.begin.kind = j.value("kind", "upgrade");
+            for (const auto& p : j.value("payloads", nlohmann::json::array()))
+                contents.begin.payloads.push_back(
+                    {p.value("name", ""), p.value("target", ""), p.value("staged", ""), p.value("new_sha256", "")});
+            first = false;
+        } else {
+            contents.steps.push_back({j.value("step", ""), j.value("detail", "")});
+        }
+    }
+    if (first)
+        throw std::runtime_error("transaction journal " + file_.string() + " is empty");
+    return contents;
+}
+
+void TransactionJournal::clear()
+{
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+    removeDurably(file_);
+}
+
+}  // namespace armdock

@@ -1,1 +1,210 @@
-// placeholder: implemented by its owner
+#include "source_verifier.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <vector>
+
+#include "elf_check.hpp"
+#include "errors.hpp"
+
+namespace armdock {
+
+namespace {
+
+constexpr std::size_t elfHeadSize = 64;
+
+std::string octalMode(mode_t mode)
+{
+    std::ostringstream out;
+    out << "0" << std::oct << (mode & 07777);
+    return out.str();
+}
+
+std::string fileKind(mode_t mode)
+{
+    if (S_ISREG(mode))
+        return "a regular file";
+    if (S_ISDIR(mode))
+        return "a folder";
+    if (S_ISFIFO(mode))
+        return "a FIFO (named pipe)";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISLNK(mode))
+        return "a symlink";
+    return "of an unknown file type";
+}
+
+// Builds the messages, which all name the payload and the path.
+class SourceWalker {
+public:
+    SourceWalker(const std::string& payloadName, const std::string& path, const SourceRules& rules)
+        : payload_(payloadName), path_(path), rules_(rules)
+    {
+    }
+
+    OpenedSource open()
+    {
+        if (path_.empty() || path_.front() != '/')
+            throw AgentError(ErrorKind::InvalidArgument, "payload " + payload_ + ": source path \"" + path_
+                                                             + "\" is not absolute; give the full path starting with /");
+        std::vector<std::string> parts = split();
+        if (parts.empty())
+            reject("is a folder, not a file; give the path of the " + payload_ + " binary");
+        UniqueFd folder = openFolders(parts);
+        OpenedSource source{payload_, path_, openLast(folder, parts), {}};
+        checkStat(source);
+        checkElf(source);
+        return source;
+    }
+
+private:
+    std::string payload_;
+    std::string path_;
+    const SourceRules& rules_;
+
+    [[noreturn]] void reject(const std::string& problem) const
+    {
+        throw AgentError(ErrorKind::PayloadRejected, "payload " + payload_ + ": " + path_ + " " + problem);
+    }
+
+    std::vector<std::string> split() const
+    {
+        std::vector<std::string> parts;
+        std::string part;
+        std::istringstream in(path_);
+        while (std::getline(in, part, '/'))
+            if (!part.empty())
+                parts.push_back(part);
+        return parts;
+    }
+
+    static std::string prefix(const std::vector<std::string>& parts, std::size_t count)
+    {
+        std::string out;
+        for (std::size_t i = 0; i < count; ++i)
+            out += "/" + parts[i];
+        return out.empty() ? "/" : out;
+    }
+
+    // Each folder is opened relative to the previous one with O_NOFOLLOW, so
+    // no symlink anywhere on the way is followed (openat2's RESOLVE_NO_SYMLINKS
+    // without needing a 5.6 kernel).
+    UniqueFd openFolders(const std::vector<std::string>& parts) const
+    {
+        UniqueFd folder(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!folder)
+            reject(std::string("cannot be reached: cannot open / (") + std::strerror(errno) + ")");
+        for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+            int fd = ::openat(folder.get(), parts[i].c_str(), O_RDONLY | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0)
+                folderProblem(folder.get(), parts, i, errno);
+            folder.reset(fd);
+        }
+        return folder;
+    }
+
+    [[noreturn]] void folderProblem(int parentFd, const std::vector<std::string>& parts, std::size_t index, int error) const
+    {
+        std::string folder = prefix(parts, index + 1);
+        if (error == ENOENT)
+            reject("does not exist (there is no folder " + folder + "); check the path");
+        if (error == ELOOP || error == ENOTDIR) {
+            struct stat st {};
+            if (::fstatat(parentFd, parts[index].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode))
+                reject("cannot be reached: " + folder + " is " + fileKind(st.st_mode) + ", not a folder; check the path");
+            reject("has a symlink in " + folder + "; symlinks are not followed, give the real path");
+        }
+        reject("cannot be reached: cannot open folder " + folder + " (" + std::strerror(error) + ")");
+    }
+
+    // Looks before opening, so that a device node is never opened (opening a
+    // tape or a terminal has side effects); the fstat after open decides.
+    UniqueFd openLast(const UniqueFd& folder, const std::vector<std::string>& parts) const
+    {
+        const std::string& name = parts.back();
+        struct stat st {};
+        if (::fstatat(folder.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+            openProblem(errno);
+        if (S_ISLNK(st.st_mode))
+            reject("is a symlink; give the path of the file itself (symlinks are refused)");
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISFIFO(st.st_mode))
+            reject("is " + fileKind(st.st_mode) + ", not a regular file; give the path of the " + payload_ + " binary");
+        int fd = ::openat(folder.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+            openProblem(errno);
+        return UniqueFd(fd);
+    }
+
+    [[noreturn]] void openProblem(int error) const
+    {
+        if (error == ENOENT)
+            reject("does not exist; check the path");
+        if (error == ELOOP)
+            reject("is a symlink; give the path of the file itself (symlinks are refused)");
+        reject(std::string("cannot be opened (") + std::strerror(error) + ")");
+    }
+
+    void checkStat(OpenedSource& source) const
+    {
+        if (::fstat(source.fd.get(), &source.st) != 0)
+            reject(std::string("cannot be examined (fstat: ") + std::strerror(errno) + ")");
+        const struct stat& st = source.st;
+        if (!S_ISREG(st.st_mode))
+            reject("is " + fileKind(st.st_mode) + ", not a regular file; give the path of the " + payload_ + " binary");
+        if (st.st_uid != rules_.requiredOwner)
+            reject("is owned by uid " + std::to_string(st.st_uid) + ", not " + ownerName() + "; chown "
+                   + ownerName() + " it (only " + ownerName() + " may be able to change what the agent installs)");
+        bool groupWritable = (st.st_mode & S_IWGRP) != 0;
+        bool worldWritable = (st.st_mode & S_IWOTH) != 0;
+        if (groupWritable || worldWritable) {
+            std::string who = groupWritable && worldWritable ? "group- and world-writable"
+                              : groupWritable               ? "group-writable"
+                                                            : "world-writable";
+            reject("is " + who + " (mode " + octalMode(st.st_mode) + "); chmod go-w it");
+        }
+        if (st.st_size == 0)
+            reject("is empty; give the " + payload_ + " binary, the copy may have failed");
+    }
+
+    std::string ownerName() const
+    {
+        return rules_.requiredOwner == 0 ? "root" : "uid " + std::to_string(rules_.requiredOwner);
+    }
+
+    void checkElf(const OpenedSource& source) const
+    {
+        std::array<std::byte, elfHeadSize> head{};
+        ssize_t got;
+        do {
+            got = ::pread(source.fd.get(), head.data(), head.size(), 0);
+        } while (got < 0 && errno == EINTR);
+        if (got < 0)
+            reject(std::string("cannot be read (") + std::strerror(errno) + ")");
+        auto verdict = checkElfExecutable(std::span<const std::byte>(head.data(), static_cast<std::size_t>(got)),
+                                          static_cast<std::uint64_t>(source.st.st_size), rules_.elfMachine);
+        if (!verdict.ok)
+            reject("is not an executable for this machine: " + verdict.problem + "; give the "
+                   + elfMachineName(rules_.elfMachine) + " build of " + payload_);
+    }
+};
+
+}  // namespace
+
+OpenedSource openAndCheckSource(const std::string& payloadName, const std::string& path, const SourceRules& rules)
+{
+    return SourceWalker(payloadName, path, rules).open();
+}
+
+}  // namespace armdock

@@ -1,1 +1,193 @@
-// placeholder: implemented by its owner
+#include "dbus/agent_object.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "core/caller_access.hpp"
+#include "core/config.hpp"
+#include "core/errors.hpp"
+#include "dbus/sdbus_compat.hpp"
+
+namespace armdock {
+
+std::map<std::string, OptionValue> toOptionValues(const std::map<std::string, sdbus::Variant>& options)
+{
+    std::map<std::string, OptionValue> values;
+    for (const auto& [key, variant] : options) {
+        const std::string signature = variant.peekValueType();
+        if (signature == "b")
+            values.emplace(key, variant.get<bool>());
+        else if (signature == "u")
+            values.emplace(key, variant.get<std::uint32_t>());
+        else if (signature == "s")
+            values.emplace(key, variant.get<std::string>());
+        else
+            values.emplace(key, UnsupportedOptionType{signature});
+    }
+    return values;
+}
+
+AgentObject::AgentObject(sdbus::IConnection& connection, Agent& agent, AsioBusDriver& driver)
+    : AdaptorInterfaces(connection, compat::ObjectPath{objectPath}), agent_(agent), driver_(driver)
+{
+    refreshAllowedGroups();
+    registerAdaptor();
+    agent_.addObserver(this);
+}
+
+AgentObject::~AgentObject()
+{
+    unregisterAdaptor();
+}
+
+void AgentObject::refreshAllowedGroups()
+{
+    const auto& names = agent_.config().agent.allowedGroups;
+    resolvedNames_ = names;
+    try {
+        allowedGids_ = resolveAllowedGroups(names);
+    } catch (const std::exception& e) {
+        allowedGids_.clear();
+        spdlog::error("allowed_groups: {}; only root may call methods until the config is fixed", e.what());
+    }
+}
+
+const std::vector<gid_t>& AgentObject::allowedGids()
+{
+    if (agent_.config().agent.allowedGroups != resolvedNames_)
+        refreshAllowedGroups();  // the config was reloaded behind our back
+    return allowedGids_;
+}
+
+void AgentObject::requireCaller()
+{
+    compat::CallerCredentials caller;
+    try {
+        caller = compat::currentCaller(getObject());
+    } catch (const std::exception& e) {
+        throw AgentError(ErrorKind::AccessDenied, fmt::format("could not learn who is calling: {}", e.what()));
+    }
+    if (callerMayCall(caller.uid, caller.gid, caller.supplementaryGids, allowedGids()))
+        return;
+    throw AgentError(ErrorKind::AccessDenied,
+                     fmt::format("uid {} may not call io.armdock.Agent1 methods: only root and members of "
+                                 "allowed_groups [{}] may (see {})",
+                                 caller.uid, fmt::join(agent_.config().agent.allowedGroups, ", "),
+                                 agent_.config().sourceFile.empty() ? "/etc/armdock/agent.toml"
+                                                                    : agent_.config().sourceFile.string()));
+}
+
+// The one boundary where exceptions stop: an AgentError becomes its named
+// error, anything else io.armdock.Agent1.Error.Failed.
+template <typename... Results, typename Body>
+void AgentObject::serve(const sdbus::Result<Results...>& result, const char* method, Body body)
+{
+    try {
+        requireCaller();
+        body();
+    } catch (const AgentError& e) {
+        spdlog::info("{} refused: {}", method, e.what());
+        result.returnError(compat::makeError(dbusErrorName(e.kind()), e.what()));
+    } catch (const std::exception& e) {
+        spdlog::error("{} failed: {}", method, e.what());
+        result.returnError(compat::makeError(dbusErrorName(ErrorKind::Failed), fmt::format("{} failed: {}", method, e.what())));
+    } catch (...) {
+        spdlog::error("{} failed with an unknown exception", method);
+        result.returnError(compat::makeError(dbusErrorName(ErrorKind::Failed), fmt::format("{} failed", method)));
+    }
+}
+
+void AgentObject::Upgrade(sdbus::Result<std::string>&& result, std::map<std::string, std::string> files,
+                          std::map<std::string, sdbus::Variant> options)
+{
+    serve(result, "Upgrade", [&] { result.returnResults(agent_.upgrade(files, toOptionValues(options))); });
+}
+
+void AgentObject::Rollback(sdbus::Result<std::string>&& result)
+{
+    serve(result, "Rollback", [&] { result.returnResults(agent_.rollback()); });
+}
+
+void AgentObject::Cancel(sdbus::Result<>&& result)
+{
+    serve(result, "Cancel", [&] {
+        agent_.cancel();
+        result.returnResults();
+    });
+}
+
+void AgentObject::ListBackups(sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, std::string>>>&& result)
+{
+    serve(result, "ListBackups", [&] {
+        std::vector<sdbus::Struct<std::string, uint64_t, std::string>> backups;
+        for (const auto& backup : agent_.listBackups())
+            backups.emplace_back(backup.id, backup.createdUsec, backup.version);
+        result.returnResults(backups);
+    });
+}
+
+void AgentObject::Reload(sdbus::Result<>&& result)
+{
+    serve(result, "Reload", [&] {
+        const std::string transaction = agent_.reload();
+        refreshAllowedGroups();
+        if (!transaction.empty())
+            spdlog::info("Reload started transaction {}", transaction);
+        result.returnResults();
+    });
+}
+
+std::string AgentObject::State()
+{
+    return agent_.status().state;
+}
+
+sdbus::Struct<uint32_t, std::string> AgentObject::Progress()
+{
+    const auto& status = agent_.status();
+    return sdbus::Struct<uint32_t, std::string>(status.percent, status.message);
+}
+
+std::string AgentObject::Transaction()
+{
+    return agent_.status().transaction;
+}
+
+std::string AgentObject::CurrentVersion()
+{
+    return agent_.status().currentVersion;
+}
+
+std::string AgentObject::LastResult()
+{
+    return agent_.status().lastResult;
+}
+
+std::string AgentObject::LastError()
+{
+    return agent_.status().lastError;
+}
+
+void AgentObject::propertiesChanged(const std::vector<std::string>& names)
+{
+    try {
+        const std::vector<compat::PropertyName> properties(names.begin(), names.end());
+        getObject().emitPropertiesChangedSignal(compat::InterfaceName{INTERFACE_NAME}, properties);
+        driver_.kick();
+    } catch (const std::exception& e) {
+        spdlog::warn("could not emit PropertiesChanged: {}", e.what());
+    }
+}
+
+void AgentObject::finished(const std::string& transaction, const std::string& result, const std::string& message)
+{
+    try {
+        emitFinished(transaction, result, message);
+        driver_.kick();
+    } catch (const std::exception& e) {
+        spdlog::warn("could not emit Finished: {}", e.what());
+    }
+}
+
+}  // namespace armdock

@@ -24,14 +24,20 @@ public:
     AsioBusDriver(const AsioBusDriver&) = delete;
     AsioBusDriver& operator=(const AsioBusDriver&) = delete;
 
-    // Processes what is pending and re-arms the waits. Call after making a
-    // bus call outside a bus callback (from a timer or a coroutine), or its
-    // reply timeout never fires.
+    // Processes what is pending and re-arms the waits (soon, from the loop:
+    // never inside the caller). Call after making a bus call or emitting a
+    // signal outside a bus callback (from a timer or a coroutine), or its
+    // reply timeout never fires. Cheap; calls made before the loop runs
+    // coalesce into one.
     void kick();
+
+    // When sd-bus reports an error (the bus went away), the driver logs it,
+    // stops waiting and rethrows it out of io_context::run(): main treats
+    // that as fatal and exits non-zero, so systemd restarts the agent.
 
 private:
     struct Impl;
-    std::unique_ptr<Impl> impl_;
+    std::shared_ptr<Impl> impl_;  // shared: pending waits hold weak references
 };
 
 }  // namespace armdock

@@ -4,6 +4,8 @@
 // agent's io_context and never blocks it.
 #pragma once
 
+#include <utility>  // before Boost 1.74's awaitable.hpp, which uses std::exchange without it
+
 #include <boost/asio/io_context.hpp>
 
 #include <filesystem>

@@ -3,23 +3,32 @@
 // ("replace" mode), and completes each call's awaitable when its job's
 // JobRemoved arrives (result "done" -> success, anything else ->
 // UnitJobFailed naming the unit, the result and what to look at:
-// `journalctl -u UNIT`). A deadline timer fails the wait with "timeout".
+// `journalctl -u UNIT`). A deadline timer fails the wait with "timeout"; a
+// method error (NoSuchUnit, AccessDenied...) fails it with result "error" and
+// the D-Bus error's name and message.
+//
+// Runs on the io_context thread only. The proxy lives on the agent's one
+// connection, driven by `driver`; every call from a coroutine kicks it.
 #pragma once
 
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <boost/asio/io_context.hpp>
 
-#include <map>
 #include <memory>
 
 #include "core/unit_control.hpp"
+#include "dbus/asio_bus.hpp"
 
 namespace armdock {
 
 class SystemdUnits final : public UnitControl {
 public:
-    SystemdUnits(boost::asio::io_context& io, sdbus::IConnection& connection);
+    // Installs the JobRemoved handler and sends Subscribe (asynchronously; an
+    // error is logged). `connection` and `driver` must outlive this object.
+    SystemdUnits(boost::asio::io_context& io, sdbus::IConnection& connection, AsioBusDriver& driver);
+    SystemdUnits(const SystemdUnits&) = delete;
+    SystemdUnits& operator=(const SystemdUnits&) = delete;
     ~SystemdUnits() override;
 
     Task<void> stopUnit(const std::string& unit, std::chrono::milliseconds timeout) override;
@@ -30,7 +39,7 @@ public:
 
 private:
     struct Impl;
-    std::unique_ptr<Impl> impl_;
+    std::shared_ptr<Impl> impl_;  // shared: bus callbacks hold weak references
 };
 
 }  // namespace armdock

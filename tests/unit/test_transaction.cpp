@@ -1,2 +1,251 @@
-// placeholder: implemented by its owner
-#include <gtest/gtest.h>
+// The transaction end to end on real files, with systemd and Docker faked:
+// what lands where, what the units saw, what the state folder keeps.
+#include "agent_test_fixture.hpp"
+
+#include "core/errors.hpp"
+#include "core/journal.hpp"
+#include "core/staging.hpp"
+
+namespace armdock::test {
+namespace {
+
+using Files = std::map<std::string, std::string>;
+using Options = std::map<std::string, OptionValue>;
+
+class TransactionTest : public AgentFixture {};
+
+TEST_F(TransactionTest, UpgradeSwapsTheSetBacksUpTheOldOneAndCommits)
+{
+    startAgent();
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    const std::string newSha = sha256OfFile(src);
+    std::string tx = agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    EXPECT_FALSE(tx.empty());
+    EXPECT_TRUE(agent->busy());
+    waitIdle();
+
+    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(agent->status().currentVersion, "2.0.0");
+    EXPECT_EQ(agent->status().state, "idle");
+    EXPECT_EQ(sha256OfFile(enginePath()), newSha);
+    EXPECT_EQ(sha256OfFile(initPath()), oldInitSha);  // left out: kept
+    EXPECT_EQ(units.calls, (std::vector<std::string>{"stop docker.socket", "stop docker.service", "start docker.socket",
+                                                     "start docker.service"}));
+    auto backups = agent->listBackups();
+    ASSERT_EQ(backups.size(), 1u);
+    EXPECT_EQ(backups[0].version, "1.0.0");
+    expectNoLeftovers();
+    ASSERT_EQ(recorder.finishedCalls.size(), 1u);
+    EXPECT_EQ(std::get<0>(recorder.finishedCalls[0]), tx);
+    EXPECT_EQ(std::get<1>(recorder.finishedCalls[0]), "success");
+    // Every state of the path was shown, in order.
+    std::vector<std::string> expected{"verifying", "staging", "stopping", "swapping", "starting", "checking", "idle"};
+    EXPECT_EQ(recorder.states, expected);
+}
+
+TEST_F(TransactionTest, FailedCheckRollsBackByteForByteAndAddsNoBackup)
+{
+    startAgent();
+    fs::path src = newEngine("engine-broken", "2.0.0", /*broken=*/true);
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    waitIdle();
+
+    EXPECT_EQ(agent->status().lastResult, "rolled-back");
+    EXPECT_NE(agent->status().lastError.find("ping"), std::string::npos) << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_EQ(agent->status().state, "idle");
+    EXPECT_TRUE(agent->listBackups().empty());
+    expectNoLeftovers();
+}
+
+TEST_F(TransactionTest, RollbackThatFailsTooEndsFailedAndKeepsBothSets)
+{
+    startAgent();
+    engine->brokenSha256.insert(oldEngineSha);  // the old engine does not come back either
+    fs::path src = newEngine("engine-broken", "2.0.0", true);
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    waitIdle();
+
+    EXPECT_EQ(agent->status().lastResult, "failed");
+    EXPECT_EQ(agent->status().state, "failed");
+    EXPECT_NE(agent->status().lastError.find("rollback failed too"), std::string::npos) << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);  // the old set is what was restored on disk
+    EXPECT_EQ(agent->listBackups().size(), 2u);            // old set and the failed new set
+    expectNoLeftovers();
+}
+
+TEST_F(TransactionTest, DigestMismatchIsRejectedBeforeAnythingStops)
+{
+    startAgent();
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    agent->upgrade(Files{{"docker", src.string()}}, Options{{"sha256.docker", std::string(64, 'a')}});
+    waitIdle();
+
+    EXPECT_EQ(agent->status().lastResult, "rejected");
+    EXPECT_NE(agent->status().lastError.find(src.string()), std::string::npos) << agent->status().lastError;
+    EXPECT_TRUE(units.calls.empty());
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_TRUE(agent->listBackups().empty());
+    expectNoLeftovers();
+}
+
+TEST_F(TransactionTest, DryRunVerifiesAndStagesButChangesNothing)
+{
+    startAgent();
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    agent->upgrade(Files{{"docker", src.string()}}, Options{{"dry_run", true}});
+    waitIdle();
+
+    EXPECT_EQ(agent->status().lastResult, "success");
+    EXPECT_TRUE(units.calls.empty());
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_TRUE(agent->listBackups().empty());
+    expectNoLeftovers();
+}
+
+TEST_F(TransactionTest, TheInstalledSetAgainIsRejected)
+{
+    startAgent();
+    fs::path src = dir / "src/same";
+    fs::copy_file(enginePath(), src);
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, "rejected");
+    EXPECT_NE(agent->status().lastError.find("already installed"), std::string::npos);
+    EXPECT_TRUE(units.calls.empty());
+    EXPECT_TRUE(agent->listBackups().empty());
+    expectNoLeftovers();
+}
+
+TEST_F(TransactionTest, SecondUpgradeWhileOneRunsIsBusy)
+{
+    startAgent();
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    try {
+        agent->upgrade(Files{{"docker", src.string()}}, Options{});
+        FAIL() << "a second upgrade was accepted";
+    } catch (const AgentError& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::Busy);
+    }
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, "success");
+}
+
+TEST_F(TransactionTest, CancelWithNothingRunningIsAClearError)
+{
+    startAgent();
+    try {
+        agent->cancel();
+        FAIL();
+    } catch (const AgentError& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::Failed);
+        EXPECT_NE(std::string(e.what()).find("nothing to cancel"), std::string::npos);
+    }
+}
+
+TEST_F(TransactionTest, CancelAfterTheSwapRollsBack)
+{
+    startAgent();
+    bool cancelled = false;
+    units.onCall = [&](const std::string& call) {
+        if (call == "start docker.service" && !cancelled) {
+            cancelled = true;
+            agent->cancel();
+        }
+    };
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, "cancelled");
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    expectNoLeftovers();
+}
+
+TEST_F(TransactionTest, RollbackGoesBackToThePreviousSetAndNoBackupIsAClearError)
+{
+    startAgent();
+    try {
+        agent->rollback();
+        FAIL();
+    } catch (const AgentError& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::NoBackup);
+    }
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, "success");
+
+    agent->rollback();
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_EQ(agent->status().currentVersion, "1.0.0");
+    expectNoLeftovers();
+}
+
+TEST_F(TransactionTest, KeepBackupsCountsDistinctSets)
+{
+    startAgent();
+    for (int i = 2; i <= 5; ++i) {
+        fs::path src = newEngine("engine-v" + std::to_string(i), std::to_string(i) + ".0.0");
+        agent->upgrade(Files{{"docker", src.string()}}, Options{});
+        waitIdle();
+        ASSERT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    }
+    auto backups = agent->listBackups();
+    ASSERT_EQ(backups.size(), 2u);  // keep_backups = 2
+    EXPECT_EQ(backups[0].version, "4.0.0");
+    EXPECT_EQ(backups[1].version, "3.0.0");
+}
+
+TEST_F(TransactionTest, RecoveryAfterACrashMidSwapRestoresTheOldSet)
+{
+    // First run: make a backup set of the old engine, as a crashed upgrade would have.
+    startAgent();
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, "success");
+    const std::string backupId = agent->listBackups().at(0).id;
+    agent.reset();
+
+    // Pretend an upgrade back to content "engine-v3" died right after its first rename.
+    fs::path v3 = newEngine("engine-v3", "3.0.0");
+    const std::string v2Sha = sha256OfFile(enginePath());
+    {
+        TransactionJournal journal(dir / "state");
+        journal.begin({"crashed-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}});
+        journal.record("backed-up", backupId);  // the backup holds the old (1.0.0) set; fine for the test
+        journal.record("stopping");
+        journal.record("swap", "docker");
+    }
+    fs::copy_file(v3, enginePath(), fs::copy_options::overwrite_existing);
+    fs::copy_file(v3, stagedPathFor(initPath(), "crashed-tx"));  // a stray staged file too
+    startAgent();
+
+    EXPECT_EQ(agent->status().lastResult, "rolled-back");
+    EXPECT_NE(agent->status().lastError.find("interrupted"), std::string::npos) << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_NE(sha256OfFile(enginePath()), v2Sha);
+    expectNoLeftovers();
+    EXPECT_EQ(units.calls.back(), "start docker.service");
+}
+
+TEST_F(TransactionTest, RecoveryBeforeTheBackupOnlyRemovesStagedFiles)
+{
+    {
+        fs::create_directories(dir / "state");
+        TransactionJournal journal(dir / "state");
+        journal.begin({"early-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "early-tx"), ""}}});
+    }
+    fs::copy_file("/bin/true", stagedPathFor(enginePath(), "early-tx"));
+    startAgent();
+    EXPECT_EQ(agent->status().lastResult, "rolled-back");
+    EXPECT_TRUE(units.calls.empty());  // Docker was never stopped, so it is not touched
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    expectNoLeftovers();
+}
+
+}  // namespace
+}  // namespace armdock::test

@@ -1,2 +1,93 @@
-// placeholder: implemented by its owner
 #include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/config.hpp"
+#include "core/errors.hpp"
+#include "core/upgrade_request.hpp"
+
+namespace armdock {
+namespace {
+
+const std::string digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+std::string failure(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options)
+{
+    try {
+        parseUpgradeRequest(files, options, defaultConfig());
+    } catch (const AgentError& error) {
+        EXPECT_EQ(error.kind(), ErrorKind::InvalidArgument) << error.what();
+        return error.what();
+    }
+    ADD_FAILURE() << "no error";
+    return "";
+}
+
+TEST(UpgradeRequest, FilesAndEveryOption)
+{
+    std::string upper = digest;
+    for (auto& c : upper)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    UpgradeRequest request = parseUpgradeRequest(
+        {{"docker", "/tmp/new/docker"}, {"dockerinit", "/tmp/new/dockerinit"}},
+        {{"sha256.docker", upper}, {"dry_run", true}, {"health_timeout_sec", std::uint32_t{120}}}, defaultConfig());
+    EXPECT_EQ(request.files.at("docker"), "/tmp/new/docker");
+    EXPECT_EQ(request.files.at("dockerinit"), "/tmp/new/dockerinit");
+    EXPECT_EQ(request.sha256, (std::map<std::string, std::string>{{"docker", digest}}));
+    EXPECT_TRUE(request.dryRun);
+    EXPECT_EQ(request.healthTimeoutSec, 120u);
+}
+
+TEST(UpgradeRequest, Defaults)
+{
+    UpgradeRequest request = parseUpgradeRequest({{"dockerinit", "/srv/dockerinit"}}, {}, defaultConfig());
+    EXPECT_EQ(request.files.size(), 1u);
+    EXPECT_TRUE(request.sha256.empty());
+    EXPECT_FALSE(request.dryRun);
+    EXPECT_EQ(request.healthTimeoutSec, std::nullopt);
+}
+
+TEST(UpgradeRequest, FileErrors)
+{
+    EXPECT_EQ(failure({}, {}), "no files given; map at least one payload (docker, dockerinit) to a source path");
+    EXPECT_EQ(failure({{"dockerd", "/srv/dockerd"}}, {}),
+              "unknown payload \"dockerd\"; the configured payloads are docker, dockerinit");
+    EXPECT_EQ(failure({{"docker", "new/docker"}}, {}),
+              "payload docker: source path \"new/docker\" is not absolute; give the full path starting with /");
+    EXPECT_EQ(failure({{"docker", ""}}, {}),
+              "payload docker: source path \"\" is not absolute; give the full path starting with /");
+}
+
+TEST(UpgradeRequest, OptionErrors)
+{
+    const std::map<std::string, std::string> files{{"docker", "/srv/docker"}};
+    EXPECT_EQ(failure(files, {{"force", true}}),
+              "unknown option \"force\"; known options are sha256.<payload>, dry_run and health_timeout_sec");
+    EXPECT_EQ(failure(files, {{"dry_run", std::string("yes")}}), "option dry_run must be a boolean (b), got a value of type s");
+    EXPECT_EQ(failure(files, {{"health_timeout_sec", UnsupportedOptionType{"i"}}}),
+              "option health_timeout_sec must be an unsigned integer (u), got a value of type i");
+    EXPECT_EQ(failure(files, {{"health_timeout_sec", std::uint32_t{0}}}),
+              "option health_timeout_sec must be at least 1 second, got 0");
+    EXPECT_EQ(failure(files, {{"sha256.docker", true}}), "option sha256.docker must be a string (s), got a value of type b");
+    EXPECT_EQ(failure(files, {{"sha256.dockerinit", digest}}),
+              "option sha256.dockerinit is for payload \"dockerinit\", which is not among the files given");
+    EXPECT_EQ(failure(files, {{"sha256.docker", digest.substr(1)}}),
+              "option sha256.docker must be 64 hex digits (a SHA-256), got \"" + digest.substr(1) + "\"");
+    EXPECT_EQ(failure(files, {{"sha256.docker", "sha256:" + digest.substr(7)}}),
+              "option sha256.docker must be 64 hex digits (a SHA-256), got \"sha256:" + digest.substr(7) + "\"");
+}
+
+TEST(UpgradeRequest, PayloadsComeFromTheConfig)
+{
+    Config config = parseConfig("[[payload]]\nname = \"dockerd\"\npath = \"/usr/sbin/dockerd\"\nengine = true\n", "t.toml");
+    EXPECT_EQ(parseUpgradeRequest({{"dockerd", "/srv/dockerd"}}, {}, config).files.size(), 1u);
+    try {
+        parseUpgradeRequest({{"docker", "/srv/docker"}}, {}, config);
+        FAIL() << "no error";
+    } catch (const AgentError& error) {
+        EXPECT_STREQ(error.what(), "unknown payload \"docker\"; the configured payloads are dockerd");
+    }
+}
+
+}  // namespace
+}  // namespace armdock

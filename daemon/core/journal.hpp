@@ -1,0 +1,69 @@
+// The transaction journal: one file in the state folder, one JSON object per
+// line, each line fsync'ed before the step it announces takes effect. A
+// restart after a crash reads it to decide the recovery (see recovery in
+// agent.cpp): no "backed-up" line -> nothing outside the staged files was
+// touched; "backed-up" without "committed" -> restore the backed-up set.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace armdock {
+
+struct JournalPayload {
+    std::string name;
+    std::filesystem::path target;
+    std::filesystem::path staged;     // hidden temporary beside the target
+    std::string newSha256;            // "" when the new set has no such file
+};
+
+struct JournalBegin {
+    std::string transaction;
+    std::string kind;  // "upgrade" or "rollback"
+    std::vector<JournalPayload> payloads;
+};
+
+struct JournalStep {
+    std::string step;    // "staged", "backed-up", "stopping", "swapped", "started", "rolling-back", "committed"
+    std::string detail;  // backup id for "backed-up", payload name for "swapped"
+};
+
+struct JournalContents {
+    JournalBegin begin;
+    std::vector<JournalStep> steps;
+
+    bool has(const std::string& step) const;
+    std::string detailOf(const std::string& step) const;  // detail of the last such step, "" if none
+    std::string lastStep() const;                          // "begin" when no step yet
+};
+
+class TransactionJournal {
+public:
+    explicit TransactionJournal(std::filesystem::path stateDir);
+    ~TransactionJournal();
+    TransactionJournal(const TransactionJournal&) = delete;
+    TransactionJournal& operator=(const TransactionJournal&) = delete;
+
+    const std::filesystem::path& file() const { return file_; }
+    bool exists() const;
+
+    // Creates the journal (fails if one exists: a transaction is pending) and
+    // fsyncs it and the state folder.
+    void begin(const JournalBegin& begin);
+    // Appends one line and fsyncs it before returning.
+    void record(const std::string& step, const std::string& detail = {});
+    // Reads it back; a torn last line (crash while writing) is ignored.
+    // nullopt when there is no journal; throws std::runtime_error naming the
+    // file when its first line cannot be read.
+    std::optional<JournalContents> load() const;
+    // Removes it (and fsyncs the folder): the transaction is over.
+    void clear();
+
+private:
+    std::filesystem::path file_;
+    int fd_ = -1;
+};
+
+}  // namespace armdock

@@ -1,0 +1,92 @@
+// One transaction, step by step (DESIGN.md "The transaction"): verify and
+// stage while Docker runs, back up, stop, swap, start, check, then commit or
+// roll back by itself. Also the recovery of a journal that a crash left
+// behind. Talks to systemd and Docker only through UnitControl and
+// EngineApi, so it is tested with fakes and no bus.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "async.hpp"
+#include "backup_store.hpp"
+#include "config.hpp"
+#include "engine_api.hpp"
+#include "journal.hpp"
+#include "source_verifier.hpp"
+#include "unit_control.hpp"
+
+namespace armdock {
+
+// Learns the version an engine binary reports (runs it with its version arguments).
+using VersionProbe = std::function<std::string(const std::filesystem::path& binary, const std::vector<std::string>& args)>;
+
+struct PlannedPayload {
+    const PayloadSpec* spec = nullptr;
+    OpenedSource source;               // verified, opened once
+    std::string expectedSha256;        // "" when none was given
+    bool removeTarget = false;         // rollback to a set where this payload was absent
+};
+
+struct TransactionPlan {
+    std::string id;
+    std::string kind = "upgrade";      // "upgrade" or "rollback"
+    std::vector<PlannedPayload> payloads;
+    bool dryRun = false;
+    std::chrono::milliseconds healthTimeout{60000};
+    std::string knownVersion;          // for a rollback: the version the backup set recorded
+};
+
+struct TransactionOutcome {
+    std::string result;   // success rejected rolled-back failed cancelled
+    std::string message;  // for LastError (empty on success) or a success note
+    std::string version;  // the engine version now running, "" when unknown
+};
+
+// State, percent, message.
+using ProgressReporter = std::function<void(const std::string&, unsigned, const std::string&)>;
+
+class TransactionRunner {
+public:
+    struct Services {
+        boost::asio::thread_pool& pool;
+        UnitControl& units;
+        EngineApi& engine;
+        BackupStore& backups;
+        TransactionJournal& journal;
+        VersionProbe probeVersion;
+        ProgressReporter report;
+        std::function<bool()> cancelRequested;
+    };
+
+    TransactionRunner(const Config& config, Services services);
+
+    Task<TransactionOutcome> run(TransactionPlan plan);
+    // Finishes what the journal says was interrupted: back to the set that
+    // was installed before, Docker started and checked.
+    Task<TransactionOutcome> recover(JournalContents journal);
+
+private:
+    struct Swap;  // what one transaction put where
+    Task<void> stopEngine();
+    Task<void> startEngine();
+    Task<void> checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
+                           std::chrono::milliseconds timeout, std::vector<std::string> containersBack);
+    Task<std::vector<std::string>> containersToBringBack();
+    Task<void> restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& transaction);
+    Task<TransactionOutcome> rollBack(const std::string& transaction, const BackupSet& set, const std::vector<std::string>& swapped,
+                                      const std::string& why, const std::string& resultIfRestored, std::vector<std::string> containersBack);
+    void removeLeftovers(const JournalBegin& begin);
+    void report(const std::string& state, unsigned percent, const std::string& message);
+
+    const Config& config_;
+    Services s_;
+};
+
+}  // namespace armdock

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package needed to build armdock-agent and run its
+# tests and demo (a real systemd user manager, dbus-daemon and dockerd).
+set -euo pipefail
+packages=(
+  # build
+  meson ninja-build pkg-config g++ python3
+  libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev libboost-dev nlohmann-json3-dev
+  libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev
+  # the real parts the tests and the demo start
+  systemd dbus docker.io containerd runc busybox-static util-linux curl iproute2
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "== installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # Recommends are left out: docker.io would pull a bridge/iptables setup the sandbox does not use.
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

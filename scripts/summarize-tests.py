@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Counts test cases from GoogleTest XML reports and meson's test log.
+
+A meson test whose GoogleTest report is missing (it crashed, timed out or is
+not a GoogleTest) counts as one case, passed or failed by its exit status.
+Prints "N passed, N failed" as the last line; exits 1 when anything failed.
+"""
+import json
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+
+def main(testlog, xml_dir):
+    passed = failed = skipped = 0
+    reported = set()
+    for name in sorted(os.listdir(xml_dir)):
+        if not name.endswith(".xml"):
+            continue
+        try:
+            root = ET.parse(os.path.join(xml_dir, name)).getroot()
+        except ET.ParseError:
+            continue
+        reported.add(name[:-4])
+        for case in root.iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed += 1
+                print(f"FAILED: {root.get('name', name)} {case.get('classname')}.{case.get('name')}")
+            elif case.get("result") == "skipped" or case.find("skipped") is not None:
+                skipped += 1
+            else:
+                passed += 1
+    with open(testlog) as log:
+        for line in log:
+            entry = json.loads(line)
+            binary = os.path.basename(entry.get("cmd", [""])[0])
+            ok = entry.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
+            if binary in reported:
+                if not ok:  # the report exists but the binary still failed (crash after tests, leak check...)
+                    failed += 1
+                    print(f"FAILED: {entry.get('name')} exited with {entry.get('returncode')}")
+                continue
+            if ok:
+                passed += 1
+            else:
+                failed += 1
+                print(f"FAILED: {entry.get('name')} ({entry.get('result')})")
+    line = f"{passed} passed, {failed} failed"
+    if skipped:
+        line += f", {skipped} skipped"
+    print(line)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,131 @@
+// A stand-in for org.freedesktop.systemd1 on a private bus: the Manager's
+// Subscribe, LoadUnit, StopUnit/StartUnit/RestartUnit (each returns a job
+// path and then emits JobRemoved with the result the test chose), and unit
+// objects with ActiveState and MainPID. Uses sdbus-c++ 1.2's registration API.
+#pragma once
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace armdock::test {
+
+class FakeSystemd {
+public:
+    struct Job {
+        std::string result = "done";      // the JobRemoved result
+        bool removedBeforeReply = false;  // emit JobRemoved before the method reply
+        bool neverRemoved = false;        // never emit JobRemoved
+    };
+
+    static constexpr const char* manager = "org.freedesktop.systemd1.Manager";
+
+    explicit FakeSystemd(sdbus::IConnection& connection) : connection_(connection)
+    {
+        object_ = sdbus::createObject(connection, "/org/freedesktop/systemd1");
+        object_->registerMethod("Subscribe").onInterface(manager).implementedAs([this] { ++subscribes; });
+        for (const char* method : {"StopUnit", "StartUnit", "RestartUnit"})
+            registerJobMethod(method);
+        object_->registerMethod("LoadUnit").onInterface(manager).implementedAs([this](const std::string& unit) {
+            return sdbus::ObjectPath(pathOf(requireUnit(unit)));
+        });
+        object_->registerSignal("JobRemoved")
+            .onInterface(manager)
+            .withParameters<std::uint32_t, sdbus::ObjectPath, std::string, std::string>();
+        object_->finishRegistration();
+        connection.requestName("org.freedesktop.systemd1");
+    }
+
+    void addUnit(const std::string& unit, std::string activeState, std::uint32_t mainPid)
+    {
+        auto& state = units_[unit];
+        state.activeState = std::move(activeState);
+        state.mainPid = mainPid;
+        state.object = sdbus::createObject(connection_, pathOf(unit));
+        state.object->registerProperty("ActiveState").onInterface("org.freedesktop.systemd1.Unit").withGetter([this, unit] {
+            return units_.at(unit).activeState;
+        });
+        state.object->registerProperty("MainPID").onInterface("org.freedesktop.systemd1.Service").withGetter([this, unit] {
+            return units_.at(unit).mainPid;
+        });
+        state.object->finishRegistration();
+    }
+
+    std::map<std::string, Job> jobs;  // by unit; a unit not listed gets "done"
+    std::vector<std::string> calls;   // "StopUnit docker.service replace"
+    int subscribes = 0;
+
+private:
+    struct Unit {
+        std::string activeState;
+        std::uint32_t mainPid = 0;
+        std::unique_ptr<sdbus::IObject> object;
+    };
+
+    static std::string pathOf(const std::string& unit)
+    {
+        std::string path = "/org/freedesktop/systemd1/unit/";
+        for (unsigned char c : unit) {
+            if (std::isalnum(c)) {
+                path += static_cast<char>(c);
+            } else {
+                char escaped[4];
+                std::snprintf(escaped, sizeof escaped, "_%02x", c);
+                path += escaped;
+            }
+        }
+        return path;
+    }
+
+    const std::string& requireUnit(const std::string& unit)
+    {
+        if (!units_.count(unit))
+            throw sdbus::Error("org.freedesktop.systemd1.NoSuchUnit", "Unit " + unit + " not found.");
+        return unit;
+    }
+
+    void registerJobMethod(const std::string& method)
+    {
+        object_->registerMethod(method).onInterface(manager).implementedAs(
+            [this, method](sdbus::Result<sdbus::ObjectPath>&& result, const std::string& unit, const std::string& mode) {
+                startJob(result, method, unit, mode);
+            });
+    }
+
+    // Queues the reply and JobRemoved in the order the test asked for.
+    void startJob(const sdbus::Result<sdbus::ObjectPath>& result, const std::string& method, const std::string& unit,
+                  const std::string& mode)
+    {
+        calls.push_back(method + " " + unit + " " + mode);
+        if (!units_.count(unit)) {
+            result.returnError(sdbus::Error("org.freedesktop.systemd1.NoSuchUnit", "Unit " + unit + " not found."));
+            return;
+        }
+        const std::uint32_t id = ++lastJob_;
+        const sdbus::ObjectPath job("/org/freedesktop/systemd1/job/" + std::to_string(id));
+        const Job behaviour = jobs.count(unit) ? jobs.at(unit) : Job{};
+        if (behaviour.removedBeforeReply && !behaviour.neverRemoved)
+            emitJobRemoved(id, job, unit, behaviour.result);
+        result.returnResults(job);
+        if (!behaviour.removedBeforeReply && !behaviour.neverRemoved)
+            emitJobRemoved(id, job, unit, behaviour.result);
+    }
+
+    void emitJobRemoved(std::uint32_t id, const sdbus::ObjectPath& job, const std::string& unit, const std::string& result)
+    {
+        object_->emitSignal("JobRemoved").onInterface(manager).withArguments(id, job, unit, result);
+    }
+
+    sdbus::IConnection& connection_;
+    std::unique_ptr<sdbus::IObject> object_;
+    std::map<std::string, Unit> units_;
+    std::uint32_t lastJob_ = 0;
+};
+
+}  // namespace armdock::test

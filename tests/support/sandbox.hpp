@@ -1,0 +1,164 @@
+// A throw-away world for integration tests: a private D-Bus bus, a real
+// systemd user manager in a private mount namespace and (optionally) a real
+// dockerd with a containerd of its own, all in a fresh folder under /tmp.
+// See tests/support/README.md. Everything it starts it stops again by PID in
+// the destructor, also when the test failed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace armdock::test {
+
+struct SandboxOptions {
+    bool startDocker = true;  // start containerd, docker.socket and docker.service
+    // Extra unit files written before the manager starts: name -> text.
+    std::map<std::string, std::string> extraUnits;
+    // Of those (or of any unit), the ones to start once the bus is up.
+    std::vector<std::string> startUnits;
+    std::chrono::milliseconds startTimeout{60000};  // per step
+    // Lines appended to docker.service's [Service] section, e.g.
+    // "Restart=on-failure\nStartLimitBurst=3\n" as in Debian's unit.
+    std::string dockerServiceExtra;
+    // Leave the temp folder (never the processes) after the end; the
+    // environment variable ARMDOCK_KEEP_SANDBOX=1 does the same.
+    bool keepDir = false;
+};
+
+struct CommandResult {
+    int exitCode = -1;  // -1: killed or could not run
+    std::string output;  // stdout and stderr together
+};
+
+struct HttpReply {
+    int status = 0;
+    std::string body;
+};
+
+class Sandbox {
+public:
+    explicit Sandbox(SandboxOptions options = {});
+    ~Sandbox();
+    Sandbox(const Sandbox&) = delete;
+    Sandbox& operator=(const Sandbox&) = delete;
+
+    // Places.
+    const std::filesystem::path& dir() const { return dir_; }  // the temp folder
+    std::string busAddress() const;  // unix:path=RUNTIME/bus
+    std::filesystem::path runtimeDir() const { return dir_ / "runtime"; }
+    std::filesystem::path configHome() const { return dir_ / "config"; }
+    std::filesystem::path unitDir() const { return dir_ / "config/systemd/user"; }
+    std::filesystem::path root() const { return dir_ / "root"; }  // payload root
+    // "docker" -> root/usr/bin/dockerd, "dockerinit" -> root/usr/lib/docker/dockerinit.
+    std::filesystem::path payloadPath(const std::string& name) const;
+    std::filesystem::path stateDir() const { return dir_ / "state"; }
+    std::filesystem::path dropinDir() const { return dir_ / "incoming"; }
+    std::filesystem::path dockerSocket() const { return dir_ / "docker.sock"; }
+    std::filesystem::path containerdSocket() const { return dir_ / "containerd.sock"; }
+    std::filesystem::path managerLog() const { return dir_ / "systemd-user.log"; }
+    pid_t managerPid() const { return managerPid_; }
+
+    // Environment for clients of this sandbox (PATH, HOME, XDG_RUNTIME_DIR,
+    // XDG_CONFIG_HOME, DBUS_SESSION_BUS_ADDRESS, ARMDOCK_SANDBOX), KEY=VALUE.
+    std::vector<std::string> environment() const;
+
+    // Runs argv[0] (searched in PATH) with environment(); kills it after timeout.
+    CommandResult run(const std::vector<std::string>& argv,
+        std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+    // `systemctl --user --no-pager ARGS`.
+    CommandResult systemctl(const std::vector<std::string>& args,
+        std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+    // `busctl --address=BUS ARGS`.
+    CommandResult busctl(const std::vector<std::string>& args,
+        std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+    // `docker -H unix://SOCKET ARGS` (the docker.io client).
+    CommandResult docker(const std::vector<std::string>& args,
+        std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+
+    // Units of the user manager.
+    void writeUnit(const std::string& name, const std::string& text) const;
+    void daemonReload() const;  // throws on failure
+    void startUnits(const std::vector<std::string>& units) const;  // throws on failure
+    void stopUnits(const std::vector<std::string>& units) const;  // throws on failure
+    pid_t mainPid(const std::string& unit) const;  // 0 when not running
+    std::string activeState(const std::string& unit) const;  // "active", "inactive", "failed"...
+    pid_t dockerMainPid() const { return mainPid("docker.service"); }
+
+    // Docker.
+    void startDocker();  // containerd + docker.socket + docker.service, then waits for /_ping
+    bool ping(std::chrono::milliseconds timeout = std::chrono::seconds(2)) const;  // GET /_ping == "OK"
+    // A plain HTTP/1.0 GET on the docker socket; nullopt when nothing answers.
+    std::optional<HttpReply> dockerGet(const std::string& path,
+        std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+    // Builds image NAME from busybox-static (no registry) with `docker import`.
+    void importBusyboxImage(const std::string& name = "armdock-busybox") const;
+
+    // The agent.
+    // Writes DIR/agent.toml for this sandbox and returns its path. `set`
+    // replaces or adds keys: {"docker.grace_sec", "3"} (values are raw TOML);
+    // extraToml is appended as is (new tables, more [[payload]]s).
+    std::filesystem::path writeAgentConfig(const std::string& extraToml = "",
+        const std::map<std::string, std::string>& set = {}) const;
+    // Writes armdock-agent.service (Type=notify, ExecStart=BINARY --config CONFIG,
+    // ExecReload=kill -HUP, DBUS_SESSION_BUS_ADDRESS, output to logs/armdock-agent.log)
+    // and reloads the manager. Start it with startUnits({"armdock-agent.service"}).
+    void agentUnit(const std::filesystem::path& binary, const std::filesystem::path& config,
+        const std::map<std::string, std::string>& extraEnvironment = {},
+        const std::string& extraServiceLines = "") const;
+    std::filesystem::path agentLog() const { return dir_ / "logs/armdock-agent.log"; }
+
+    // Polls cond every few milliseconds until true or the deadline passes.
+    static bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
+        std::chrono::milliseconds every = std::chrono::milliseconds(5));
+
+    // PIDs of every process this sandbox owns right now (its cgroup, the
+    // manager's descendants, processes carrying ARMDOCK_SANDBOX=DIR).
+    std::vector<pid_t> ownedPids() const;
+    // Stops everything now (what the destructor does); idempotent.
+    void shutdown();
+
+    // Seconds the start took (manager on the bus; dockerd up to a ping).
+    double managerStartSeconds() const { return managerStartSeconds_; }
+    double dockerStartSeconds() const { return dockerStartSeconds_; }
+
+private:
+    void makeTree();
+    void writeBaseUnits();
+    void makeCgroups();
+    void spawnManager();
+    void waitForManager();
+    [[noreturn]] void fail(const std::string& what) const;
+
+    SandboxOptions options_;
+    std::filesystem::path dir_;
+    std::vector<std::filesystem::path> cgroups_;  // our cgroup in each hierarchy that tracks processes
+    std::string cgroupName_;
+    pid_t managerPid_ = -1;
+    bool shutDown_ = false;
+    double managerStartSeconds_ = 0;
+    double dockerStartSeconds_ = 0;
+};
+
+// The build dir of the test engines and the agent, from the environment that
+// meson test sets (ARMDOCK_ENGINES_DIR, ARMDOCK_AGENT_BINARY); empty when unset.
+std::filesystem::path enginesDir();
+std::filesystem::path agentBinary();
+
+// Reads a whole file; throws when it cannot.
+std::string readFile(const std::filesystem::path& file);
+// Writes a whole file (truncating) with the given mode; throws when it cannot.
+void writeFile(const std::filesystem::path& file, const std::string& text, mode_t mode = 0644);
+// Copies an executable into place: root-owned (when we are root), mode 0755.
+void installExecutable(const std::filesystem::path& from, const std::filesystem::path& to);
+
+// True while a process with that PID exists and is not a zombie.
+bool processAlive(pid_t pid);
+
+}  // namespace armdock::test
