@@ -214,7 +214,8 @@ echo "agent $(systemctl --user show -p MainPID --value armdock-agent.service) on
 
 OBJ=(io.armdock.Agent1 /io/armdock/Agent1 io.armdock.Agent1)
 prop() {  # prints a property's value without its type
-    busctl --address="$BUS" get-property "${OBJ[@]}" "$1" | sed -E 's/^[^ ]+ //; s/^"(.*)"$/\1/'
+    busctl --address="$BUS" get-property "${OBJ[@]}" "$1" |
+        sed -E -e 's/^[^ ]+ //; s/^"(.*)"$/\1/' -e "s/\\\\'/'/g"  # drop the type, the quotes, busctl's \' escapes
 }
 
 # Calls Upgrade with docker=$1, then prints State/Progress as they change until

@@ -9,13 +9,14 @@
 #include <cstdint>
 #include <string>
 
+#include "elf_check.hpp"
 #include "unique_fd.hpp"
 
 namespace armdock {
 
 struct SourceRules {
     uid_t requiredOwner = 0;
-    std::uint16_t elfMachine;  // usually hostElfMachine()
+    std::uint16_t elfMachine = hostElfMachine();
 };
 
 struct OpenedSource {

@@ -98,7 +98,7 @@ Task<std::vector<std::string>> TransactionRunner::containersToBringBack()
 }
 
 Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
-                                          milliseconds timeout, std::vector<std::string> containersBack)
+                                          milliseconds timeout, std::vector<std::string> containersBack, bool runSmoke)
 {
     HealthExpectations expect;
     expect.serviceUnit = config_.docker.service;
@@ -107,7 +107,8 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
     expect.expectedInitSha1 = expectedInitSha1;
     expect.timeout = timeout;
     expect.grace = seconds(config_.docker.graceSec);
-    expect.smokeCommand = config_.docker.smokeCommand;
+    if (runSmoke)
+        expect.smokeCommand = config_.docker.smokeCommand;
     expect.containersBack = std::move(containersBack);
     co_await runHealthCheck(s_.engine, s_.units, s_.pool, expect,
                             [this](const std::string& line) { report("checking", 85, line); });
@@ -176,7 +177,10 @@ Task<TransactionOutcome> TransactionRunner::rollBack(const std::string& tx, cons
         std::optional<std::string> initSha1;
         if (set.member("dockerinit") && set.member("dockerinit")->present)
             initSha1 = co_await runOffLoop(s_.pool, [&] { return sha1OfFile(set.fileOf("dockerinit")); });
-        co_await checkEngine(set.version, initSha1, seconds(config_.docker.healthTimeoutSec), containersBack);
+        // The smoke command judges a new engine; the engine that ran before is
+        // only checked for answering, so a broken smoke command cannot turn a
+        // good rollback into "failed".
+        co_await checkEngine(set.version, initSha1, seconds(config_.docker.healthTimeoutSec), containersBack, false);
     } catch (...) {
         failure = describeException(std::current_exception());
     }
@@ -187,8 +191,8 @@ Task<TransactionOutcome> TransactionRunner::rollBack(const std::string& tx, cons
     if (failure.empty()) {
         removeLeftovers(begin);
         s_.journal.clear();
-        const std::string restored = "the previous engine (" + (set.version.empty() ? set.id : set.version) +
-                                     ", backup " + set.id + ") was restored and Docker answers";
+        const std::string restored = "the previous engine" + (set.version.empty() ? std::string() : " (" + set.version + ")") +
+                                     " was restored and Docker answers";
         co_return TransactionOutcome{resultIfRestored, why + "; " + restored, set.version};
     }
 
@@ -404,7 +408,7 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
             failure = "cancelled by request after the swap";
         } else {
             report("checking", 80, "checking the new engine on " + config_.docker.socket.string());
-            co_await checkEngine(facts.version, facts.dockerinitSha1, plan.healthTimeout, containersBack);
+            co_await checkEngine(facts.version, facts.dockerinitSha1, plan.healthTimeout, containersBack, true);
             faultPoint("after-check");
         }
     } catch (...) {

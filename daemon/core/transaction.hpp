@@ -77,7 +77,7 @@ private:
     Task<void> stopEngine();
     Task<void> startEngine();
     Task<void> checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
-                           std::chrono::milliseconds timeout, std::vector<std::string> containersBack);
+                           std::chrono::milliseconds timeout, std::vector<std::string> containersBack, bool runSmoke);
     Task<std::vector<std::string>> containersToBringBack();
     Task<void> restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& transaction);
     Task<TransactionOutcome> rollBack(const std::string& transaction, const BackupSet& set, const std::vector<std::string>& swapped,

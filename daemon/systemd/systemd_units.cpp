@@ -188,7 +188,8 @@ void SystemdUnits::Impl::onJobRemoved(const std::string& jobPath, const std::str
     auto found = waiting.find(jobPath);
     if (found != waiting.end()) {
         spdlog::debug("job {} for {} removed: {}", jobPath, unit, result);
-        finishJob(found->second, result);
+        const auto wait = found->second;  // a copy: finishing erases the map's
+        finishJob(wait, result);
         return;
     }
     if (repliesPending > 0)

@@ -1,0 +1,108 @@
+// SystemdUnits against a real systemd user manager (tests/support's Sandbox:
+// its own bus, no dockerd): stop, start and restart a trivial service, read
+// its state and PID, and a failing oneshot unit. Needs root, like every
+// sandbox test.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <memory>
+
+#include "core/unit_control.hpp"
+#include "dbus/asio_bus.hpp"
+#include "private_bus.hpp"
+#include "sandbox.hpp"
+#include "systemd/systemd_units.hpp"
+
+namespace armdock::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+SandboxOptions sandboxOptions()
+{
+    SandboxOptions options;
+    options.startDocker = false;
+    options.extraUnits["sleeper.service"] = "[Service]\nExecStart=/bin/sleep 1000\n";
+    options.extraUnits["broken.service"] = "[Service]\nType=oneshot\nExecStart=/bin/false\n";
+    return options;
+}
+
+class SystemdUnitsRealTest : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        if (geteuid() != 0)
+            GTEST_SKIP() << "the sandbox needs root";
+        sandbox = std::make_unique<Sandbox>(sandboxOptions());
+        connection = openBusConnection(sandbox->busAddress());
+        driver = std::make_unique<AsioBusDriver>(io, *connection);
+        units = std::make_unique<SystemdUnits>(io, *connection, *driver);
+    }
+
+    void TearDown() override
+    {
+        units.reset();
+        driver.reset();
+        connection.reset();
+        sandbox.reset();
+    }
+
+    std::unique_ptr<Sandbox> sandbox;
+    std::unique_ptr<sdbus::IConnection> connection;  // before the loop (trap 2)
+    boost::asio::io_context io;
+    std::unique_ptr<AsioBusDriver> driver;
+    std::unique_ptr<SystemdUnits> units;
+};
+
+TEST_F(SystemdUnitsRealTest, StartsStopsAndRestartsAService)
+{
+    runTask(io, units->startUnit("sleeper.service", 20s), 30s);
+    EXPECT_EQ(runTask(io, units->activeState("sleeper.service")), "active");
+    const std::uint32_t pid = runTask(io, units->mainPid("sleeper.service"));
+    EXPECT_GT(pid, 0u);
+    EXPECT_EQ(static_cast<pid_t>(pid), sandbox->mainPid("sleeper.service"));
+
+    runTask(io, units->restartUnit("sleeper.service", 20s), 30s);
+    const std::uint32_t restarted = runTask(io, units->mainPid("sleeper.service"));
+    EXPECT_GT(restarted, 0u);
+    EXPECT_NE(restarted, pid);
+
+    runTask(io, units->stopUnit("sleeper.service", 20s), 30s);
+    EXPECT_EQ(runTask(io, units->activeState("sleeper.service")), "inactive");
+    EXPECT_EQ(runTask(io, units->mainPid("sleeper.service")), 0u);
+    EXPECT_EQ(sandbox->activeState("sleeper.service"), "inactive");
+
+    // Stopping what is already stopped is a job that is done at once.
+    runTask(io, units->stopUnit("sleeper.service", 20s), 30s);
+}
+
+TEST_F(SystemdUnitsRealTest, FailingUnitThrowsUnitJobFailed)
+{
+    try {
+        runTask(io, units->startUnit("broken.service", 20s), 30s);
+        ADD_FAILURE() << "no UnitJobFailed";
+    } catch (const UnitJobFailed& e) {
+        EXPECT_EQ(e.unit(), "broken.service");
+        EXPECT_EQ(e.result(), "failed");
+        EXPECT_NE(std::string(e.what()).find("journalctl -u broken.service"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(runTask(io, units->activeState("broken.service")), "failed");
+}
+
+TEST_F(SystemdUnitsRealTest, UnknownUnitIsAMethodError)
+{
+    try {
+        runTask(io, units->startUnit("nothere.service", 20s), 30s);
+        ADD_FAILURE() << "no UnitJobFailed";
+    } catch (const UnitJobFailed& e) {
+        EXPECT_EQ(e.unit(), "nothere.service");
+        EXPECT_EQ(e.result(), "org.freedesktop.systemd1.NoSuchUnit") << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace armdock::test

@@ -1,0 +1,100 @@
+// The agent end to end with the real parts: systemd user manager, dbus-daemon,
+// socket-activated dockerd. One upgrade that succeeds, and one rollback for
+// each way a new engine can fail.
+#include "agent_sandbox_fixture.hpp"
+
+namespace armdock::test {
+namespace {
+
+class AgentUpgradeTest : public AgentSandboxTest {};
+
+TEST_F(AgentUpgradeTest, UpgradeSucceedsAndReportsIt)
+{
+    startAll();
+    const pid_t oldPid = sandbox->dockerMainPid();
+    fs::path engine = newGoodEngine();
+    const std::string newSha = sha256Of(engine);
+    ASSERT_TRUE(client->listBackups().empty());
+
+    std::string tx = client->upgrade({{"docker", engine.string()}}, {{"sha256.docker", sdbus::Variant(newSha)}});
+    ASSERT_EQ(client->waitFinished(tx), "success") << client->property("LastError");
+
+    EXPECT_EQ(sha256Of(sandbox->payloadPath("docker")), newSha);
+    EXPECT_EQ(client->property("CurrentVersion"), "20.10.24+dfsg1");
+    EXPECT_EQ(client->property("LastError"), "");
+    EXPECT_EQ(client->progress().first, 100u);
+    EXPECT_EQ(client->listBackups().size(), 1u);
+    EXPECT_TRUE(sandbox->ping());
+    EXPECT_NE(sandbox->dockerMainPid(), oldPid);  // the engine really restarted
+    EXPECT_EQ(sandbox->activeState("docker.socket"), "active");
+}
+
+struct FailingEngineCase {
+    const char* name;
+    const char* engine;      // a test engine, or "" for a good engine with a failing smoke command
+    const char* check;       // what LastError must name
+};
+
+class AgentRollbackTest : public AgentSandboxTest, public ::testing::WithParamInterface<FailingEngineCase> {};
+
+TEST_P(AgentRollbackTest, BadEngineIsRolledBackByteForByte)
+{
+    const auto& c = GetParam();
+    const bool smokeCase = std::string(c.engine).empty();
+    std::map<std::string, std::string> set;
+    if (smokeCase)  // a smoke test that fails only for the new engine (it carries a marker)
+        set["docker.smoke_command"] = "[\"/bin/sh\", \"-c\", \"! /bin/grep -q smoke-breaker @ENGINE@\"]";
+    startAll(set);
+    fs::path engine = smokeCase ? newGoodEngine("smoke-breaker") : testEngine(c.engine);
+
+    std::string tx = client->upgrade({{"docker", engine.string()}});
+    EXPECT_EQ(client->waitFinished(tx), "rolled-back");
+    const std::string error = client->property("LastError");
+    EXPECT_NE(error.find(c.check), std::string::npos) << error;
+    EXPECT_EQ(sha256Of(sandbox->payloadPath("docker")), oldEngineSha);
+    EXPECT_TRUE(sandbox->ping());
+    EXPECT_EQ(client->property("State"), "idle");
+    EXPECT_TRUE(client->listBackups().empty());  // a rolled-back transaction adds no backup
+    for (const auto& e : fs::directory_iterator(sandbox->payloadPath("docker").parent_path()))
+        EXPECT_FALSE(e.path().filename().string().starts_with(".")) << "leftover " << e.path();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EachFailure, AgentRollbackTest,
+    ::testing::Values(FailingEngineCase{"ExitsAtOnce", "engine_exits", "docker.service"},
+                      FailingEngineCase{"NeverAnswers", "engine_silent", "ping"},
+                      FailingEngineCase{"ReportsAnotherVersion", "engine_wrong_version", "version"},
+                      FailingEngineCase{"DiesInGrace", "engine_dies_in_grace", "grace"},
+                      FailingEngineCase{"SmokeCommandFails", "", "smoke"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(AgentUpgradeTest, DropInThroughSystemctlReload)
+{
+    startAll();
+    fs::path engine = newGoodEngine("dropin");
+    const std::string newSha = sha256Of(engine);
+    fs::rename(engine, sandbox->dropinDir() / "docker");
+    auto reload = sandbox->systemctl({"reload", "armdock-agent.service"});
+    ASSERT_EQ(reload.exitCode, 0) << reload.output;
+    ASSERT_TRUE(Sandbox::waitFor([&] { return sha256Of(sandbox->payloadPath("docker")) == newSha && client->property("State") == "idle"; },
+                                 std::chrono::seconds(60), std::chrono::milliseconds(50)))
+        << client->property("LastError");
+    EXPECT_EQ(client->property("LastResult"), "success");
+    EXPECT_TRUE(fs::is_empty(sandbox->dropinDir()));
+    EXPECT_TRUE(sandbox->ping());
+}
+
+TEST_F(AgentUpgradeTest, RollbackMethodRestoresThePreviousEngine)
+{
+    startAll();
+    fs::path engine = newGoodEngine();
+    std::string tx = client->upgrade({{"docker", engine.string()}});
+    ASSERT_EQ(client->waitFinished(tx), "success") << client->property("LastError");
+    tx = client->rollback();
+    ASSERT_EQ(client->waitFinished(tx), "success") << client->property("LastError");
+    EXPECT_EQ(sha256Of(sandbox->payloadPath("docker")), oldEngineSha);
+    EXPECT_TRUE(sandbox->ping());
+}
+
+}  // namespace
+}  // namespace armdock::test

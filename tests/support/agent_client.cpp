@@ -1,0 +1,85 @@
+#include "agent_client.hpp"
+
+#include <thread>
+
+namespace armdock::test {
+
+namespace {
+constexpr const char* interfaceName = "io.armdock.Agent1";
+}
+
+AgentClient::AgentClient(const std::string& busAddress)
+    : connection_(sdbus::createSessionBusConnectionWithAddress(busAddress)),
+      proxy_(sdbus::createProxy(*connection_, "io.armdock.Agent1", "/io/armdock/Agent1"))
+{
+}
+
+std::string AgentClient::upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, sdbus::Variant>& options)
+{
+    std::string tx;
+    proxy_->callMethod("Upgrade").onInterface(interfaceName).withArguments(files, options).storeResultsTo(tx);
+    return tx;
+}
+
+std::string AgentClient::rollback()
+{
+    std::string tx;
+    proxy_->callMethod("Rollback").onInterface(interfaceName).storeResultsTo(tx);
+    return tx;
+}
+
+void AgentClient::cancel() { proxy_->callMethod("Cancel").onInterface(interfaceName); }
+
+void AgentClient::reload() { proxy_->callMethod("Reload").onInterface(interfaceName); }
+
+std::vector<std::tuple<std::string, std::uint64_t, std::string>> AgentClient::listBackups()
+{
+    std::vector<sdbus::Struct<std::string, std::uint64_t, std::string>> reply;
+    proxy_->callMethod("ListBackups").onInterface(interfaceName).storeResultsTo(reply);
+    std::vector<std::tuple<std::string, std::uint64_t, std::string>> out;
+    for (const auto& r : reply)
+        out.emplace_back(r.get<0>(), r.get<1>(), r.get<2>());
+    return out;
+}
+
+std::string AgentClient::property(const std::string& name)
+{
+    return proxy_->getProperty(name).onInterface(interfaceName).get<std::string>();
+}
+
+std::pair<std::uint32_t, std::string> AgentClient::progress()
+{
+    auto value = proxy_->getProperty("Progress").onInterface(interfaceName).get<sdbus::Struct<std::uint32_t, std::string>>();
+    return {value.get<0>(), value.get<1>()};
+}
+
+std::string AgentClient::waitFinished(const std::string& tx, std::chrono::milliseconds timeout)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (property("Transaction") == tx) {
+            std::string state = property("State");
+            if (state == "idle" || state == "failed")
+                return property("LastResult");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return "timeout";
+}
+
+bool AgentClient::waitForAgent(const std::string& busAddress, std::chrono::milliseconds timeout)
+{
+    auto connection = sdbus::createSessionBusConnectionWithAddress(busAddress);
+    auto dbus = sdbus::createProxy(*connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        bool has = false;
+        dbus->callMethod("NameHasOwner").onInterface("org.freedesktop.DBus").withArguments(std::string("io.armdock.Agent1")).storeResultsTo(has);
+        if (has)
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+}
+
+}  // namespace armdock::test

@@ -1,0 +1,42 @@
+// A test client of io.armdock.Agent1 on a sandbox's bus, with sdbus-c++ (so
+// that tests see the real D-Bus error names). Synchronous calls; waiting for
+// the end of a transaction polls the properties every 10 ms.
+#pragma once
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace armdock::test {
+
+class AgentClient {
+public:
+    explicit AgentClient(const std::string& busAddress);
+
+    std::string upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, sdbus::Variant>& options = {});
+    std::string rollback();
+    void cancel();
+    void reload();
+    std::vector<std::tuple<std::string, std::uint64_t, std::string>> listBackups();
+
+    std::string property(const std::string& name);  // State, Transaction, CurrentVersion, LastResult, LastError
+    std::pair<std::uint32_t, std::string> progress();
+
+    // Waits until Transaction is `tx` and State is idle or failed; returns LastResult
+    // ("timeout" when it did not end in time).
+    std::string waitFinished(const std::string& tx, std::chrono::milliseconds timeout = std::chrono::seconds(120));
+    // Waits until the agent owns its name on the bus.
+    static bool waitForAgent(const std::string& busAddress, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+private:
+    std::unique_ptr<sdbus::IConnection> connection_;
+    std::unique_ptr<sdbus::IProxy> proxy_;
+};
+
+}  // namespace armdock::test
