@@ -100,6 +100,8 @@ Task<std::vector<std::string>> TransactionRunner::containersToBringBack()
 Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
                                           milliseconds timeout, std::vector<std::string> containersBack, bool runSmoke)
 {
+    // A rollback's check is part of rolling back: keep showing that state.
+    const std::string state = runSmoke ? "checking" : "rolling-back";
     HealthExpectations expect;
     expect.serviceUnit = config_.docker.service;
     expect.socketPath = config_.docker.socket.string();
@@ -111,7 +113,7 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
         expect.smokeCommand = config_.docker.smokeCommand;
     expect.containersBack = std::move(containersBack);
     co_await runHealthCheck(s_.engine, s_.units, s_.pool, expect,
-                            [this](const std::string& line) { report("checking", 85, line); });
+                            [this, &state](const std::string& line) { report(state, 85, line); });
 }
 
 Task<void> TransactionRunner::restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& tx)

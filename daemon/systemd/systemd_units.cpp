@@ -139,6 +139,7 @@ struct SystemdUnits::Impl : std::enable_shared_from_this<Impl> {
     static Task<void> runJob(std::shared_ptr<Impl> self, std::string method, std::string unit,
                              std::chrono::milliseconds timeout);
     void startJob(const std::string& method, const std::shared_ptr<JobWait>& wait);
+    void callJobMethod(const std::string& method, const std::shared_ptr<JobWait>& wait);
     void armDeadline(const std::shared_ptr<JobWait>& wait);
     void onJobQueued(const std::shared_ptr<JobWait>& wait, const std::string& jobPath);
     void finishJob(const std::shared_ptr<JobWait>& wait, const std::string& result);
@@ -223,8 +224,16 @@ Task<void> SystemdUnits::Impl::runJob(std::shared_ptr<Impl> self, std::string me
 void SystemdUnits::Impl::startJob(const std::string& method, const std::shared_ptr<JobWait>& wait)
 {
     armDeadline(wait);
+    try {
+        callJobMethod(method, wait);
+    } catch (const sdbus::Error& e) {  // the call could not even be sent
+        failJob(wait, callFailed(wait->verb, wait->unit, e));
+    }
+}
+
+void SystemdUnits::Impl::callJobMethod(const std::string& method, const std::shared_ptr<JobWait>& wait)
+{
     std::weak_ptr<Impl> weak = weak_from_this();
-    ++repliesPending;
     wait->call = manager->callMethodAsync(compat::MethodName{method})
                      .onInterface(compat::InterfaceName{managerInterface})
                      .withTimeout(wait->timeout + replyMargin)
@@ -240,6 +249,7 @@ void SystemdUnits::Impl::startJob(const std::string& method, const std::shared_p
                          else
                              self->onJobQueued(wait, job);
                      });
+    ++repliesPending;
     driver.kick();
 }
 
