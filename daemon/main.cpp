@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <spdlog/spdlog.h>
 
@@ -42,22 +43,6 @@ void printHelp()
                  "  --version        print the version and exit\n"
                  "  --help           this text\n";
 }
-
-// Mirrors the agent's progress into systemd's STATUS= line (`systemctl status`).
-class StatusLineObserver final : public armdock::AgentObserver {
-public:
-    StatusLineObserver(armdock::Agent& agent, armdock::ServiceNotifier& notifier) : agent_(agent), notifier_(notifier) {}
-    void propertiesChanged(const std::vector<std::string>&) override
-    {
-        const auto& s = agent_.status();
-        notifier_.status(s.state + " " + std::to_string(s.percent) + "%: " + s.message);
-    }
-    void finished(const std::string&, const std::string&, const std::string&) override {}
-
-private:
-    armdock::Agent& agent_;
-    armdock::ServiceNotifier& notifier_;
-};
 
 // Returns an exit code to leave with, or -1 to run.
 int parseOptions(int argc, char** argv, Options& options)
@@ -121,18 +106,48 @@ int main(int argc, char** argv)
         DockerClient docker(io, config.docker.socket);
         Agent agent(io, pool, units, docker, config);
         ServiceNotifier notifier(io);
-        StatusLineObserver statusLine(agent, notifier);
-        agent.addObserver(&statusLine);
+        notifier.followStatus(agent.status());
+        agent.addObserver(&notifier);
         std::unique_ptr<AgentObject> object;
+        bool stopping = false;
 
+        // A stop never abandons Docker mid-transaction: the running transaction
+        // is cancelled at its next safe point (before the stop nothing changes;
+        // after the swap it rolls back and starts Docker), and the loop ends
+        // once it has finished. A second signal stops at once; the journal makes
+        // that safe too (the next start recovers).
         boost::asio::signal_set stopSignals(io, SIGTERM, SIGINT);
-        stopSignals.async_wait([&](const boost::system::error_code& ec, int signal) {
-            if (ec)
+        boost::asio::steady_timer drainTimer(io);
+        std::function<void()> stopWhenIdle = [&] {
+            if (!agent.busy()) {
+                io.stop();
                 return;
-            spdlog::info("signal {}: stopping{}", signal, agent.busy() ? " (a transaction runs; the next start recovers it)" : "");
-            notifier.stopping();
-            io.stop();
-        });
+            }
+            drainTimer.expires_after(std::chrono::milliseconds(20));
+            drainTimer.async_wait([&](const boost::system::error_code& ec) {
+                if (!ec)
+                    stopWhenIdle();
+            });
+        };
+        std::function<void()> waitForStop = [&] {
+            stopSignals.async_wait([&](const boost::system::error_code& ec, int signal) {
+                if (ec)
+                    return;
+                notifier.stopping();
+                if (agent.busy() && !stopping) {
+                    stopping = true;
+                    spdlog::warn("signal {}: cancelling transaction {} before stopping; send it again to stop at once",
+                                 signal, agent.status().transaction);
+                    agent.cancel();
+                    stopWhenIdle();
+                    waitForStop();
+                    return;
+                }
+                spdlog::info("signal {}: stopping", signal);
+                io.stop();
+            });
+        };
+        waitForStop();
         boost::asio::signal_set reloadSignal(io, SIGHUP);
         std::function<void()> waitForReload = [&] {
             reloadSignal.async_wait([&](const boost::system::error_code& ec, int) {
@@ -141,6 +156,8 @@ int main(int argc, char** argv)
                 notifier.reloading();
                 try {
                     std::string tx = agent.reload();
+                    if (object)
+                        object->refreshAllowedGroups();
                     spdlog::info("reload: {}", tx.empty() ? "nothing waits in the drop-in folder" : "upgrade " + tx + " started");
                 } catch (const std::exception& e) {
                     spdlog::error("reload: {}", e.what());
@@ -159,7 +176,6 @@ int main(int argc, char** argv)
                 connection->requestName("io.armdock.Agent1");
                 busDriver.kick();
                 notifier.ready();
-                notifier.status(agent.status().state + ": " + agent.status().message);
                 notifier.startWatchdog();
                 spdlog::info("armdock-agent {} ready on the {} bus; engine {}", ARMDOCK_VERSION, config.agent.bus,
                              agent.status().currentVersion.empty() ? "not answering" : agent.status().currentVersion);

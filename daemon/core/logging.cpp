@@ -1,5 +1,7 @@
 #include "logging.hpp"
 
+#include <unistd.h>
+
 #include <sys/uio.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
@@ -83,9 +85,12 @@ private:
     }
 };
 
+// Under systemd with a journal to write to: a unit of a manager without
+// journald (a user manager in a test sandbox) logs to stderr instead.
 bool underSystemd()
 {
-    return std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("INVOCATION_ID") != nullptr;
+    const bool launchedBySystemd = std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("INVOCATION_ID") != nullptr;
+    return launchedBySystemd && ::access("/run/systemd/journal/socket", W_OK) == 0;
 }
 
 spdlog::sink_ptr makeSink()

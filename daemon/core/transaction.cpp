@@ -112,8 +112,9 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
     if (runSmoke)
         expect.smokeCommand = config_.docker.smokeCommand;
     expect.containersBack = std::move(containersBack);
-    co_await runHealthCheck(s_.engine, s_.units, s_.pool, expect,
-                            [this, &state](const std::string& line) { report(state, 85, line); });
+    // Named, not a temporary inside co_await (GCC 12 destroys those twice; see async.hpp).
+    HealthProgress progress = [this, &state](const std::string& line) { report(state, 85, line); };
+    co_await runHealthCheck(s_.engine, s_.units, s_.pool, expect, progress);
 }
 
 Task<void> TransactionRunner::restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& tx)
@@ -436,7 +437,8 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
     if (swapped.empty())
         for (const auto& p : plan.payloads)
             swapped.push_back(p.spec->name);  // a crash-free failure before the swap: restoring is harmless
-    auto outcome = co_await rollBack(tx, backup.set, swapped, failure, cancelled ? "cancelled" : "rolled-back", containersBack);
+    const std::string resultIfRestored = cancelled ? "cancelled" : "rolled-back";
+    auto outcome = co_await rollBack(tx, backup.set, swapped, failure, resultIfRestored, containersBack);
     // A transaction that rolled back adds no backup: the set it saved is the one installed again.
     if (outcome.result != "failed" && backup.created)
         s_.backups.remove(backup.set.id);
@@ -454,8 +456,10 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
         // Nothing outside the hidden staged files had changed, or the commit was already on disk.
         removeLeftovers(begin);
         s_.journal.clear();
+        // The message is shown in Progress and Finished, so a crash after the
+        // commit is reported too (it used to read "success: done").
         if (journal.has("committed"))
-            co_return TransactionOutcome{"success", "", ""};
+            co_return TransactionOutcome{"success", where + " after the commit; the new engine stays installed and the staged copies were removed", ""};
         co_return TransactionOutcome{"rolled-back", where + " before anything changed; the staged copies were removed", ""};
     }
     auto set = s_.backups.find(journal.detailOf("backed-up"));
@@ -477,7 +481,8 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
         s_.journal.clear();
         co_return TransactionOutcome{"rolled-back", where + " before Docker was stopped; nothing had changed", ""};
     }
-    co_return co_await rollBack(tx, *set, swapped, where, "rolled-back", none);
+    const std::string resultIfRestored = "rolled-back";
+    co_return co_await rollBack(tx, *set, swapped, where, resultIfRestored, none);
 }
 
 }  // namespace armdock

@@ -27,6 +27,10 @@
 #include <memory>
 #include <utility>
 
+// GCC 12 reports Boost 1.74's own coroutine frame allocator (operator new
+// and delete of awaitable_frame_base) as mismatched: a false positive.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace armdock {
 namespace {
 
