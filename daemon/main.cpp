@@ -177,6 +177,7 @@ int main(int argc, char** argv)
                 busDriver.kick();
                 notifier.ready();
                 notifier.startWatchdog();
+                co_await agent.warmUp();
                 spdlog::info("armdock-agent {} ready on the {} bus; engine {}", ARMDOCK_VERSION, config.agent.bus,
                              agent.status().currentVersion.empty() ? "not answering" : agent.status().currentVersion);
             },

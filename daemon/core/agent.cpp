@@ -12,6 +12,7 @@
 #include "dropin.hpp"
 #include "durable_fs.hpp"
 #include "elf_check.hpp"
+#include "engine_monitor.hpp"
 #include "engine_version.hpp"
 #include "errors.hpp"
 #include "journal.hpp"
@@ -49,11 +50,14 @@ struct Agent::Impl {
     std::unique_ptr<BackupStore> backups;
     std::unique_ptr<TransactionJournal> journal;
     std::unique_ptr<TransactionRunner> runner;
+    std::unique_ptr<EngineMonitor> monitor;
     VersionProbe probe = [](const fs::path& binary, const std::vector<std::string>& args) {
         return learnEngineVersion(binary, args, std::chrono::seconds(10));
     };
     bool running = false;
     bool cancelRequested = false;
+    bool warm = false;  // the installed set is described (warmUp done)
+    unsigned transactionsStarted = 0;
     std::string installedSetId;
     std::vector<fs::path> dropinsInFlight;
 
@@ -61,6 +65,36 @@ struct Agent::Impl {
         : io(io_), pool(pool_), units(units_), engine(engine_), config(std::move(config_))
     {
         rebuildStores();
+        EngineMonitor::Hooks hooks;
+        hooks.transactionRunning = [this] { return running; };
+        hooks.healthChanged = [this](bool healthy, const std::string& reason) {
+            status.healthy = healthy;
+            notify({"Healthy"});
+            for (auto* o : observers)
+                o->healthChanged(healthy, reason);
+        };
+        hooks.checked = [this](std::uint64_t usec) {
+            status.lastHealthCheckUsec = usec;
+            notify({"LastHealthCheck"});
+        };
+        hooks.restarted = [this](unsigned restarts) {
+            status.engineRestarts = restarts;
+            notify({"EngineRestarts"});
+        };
+        hooks.gaveUp = [this](const std::string& why) { setProgress("failed", 0, why); };
+        monitor = std::make_unique<EngineMonitor>(io, engine, units, monitorSettings(), std::move(hooks));
+    }
+
+    MonitorSettings monitorSettings() const
+    {
+        MonitorSettings m;
+        m.interval = seconds(config.docker.monitorIntervalSec);
+        m.failuresBeforeRestart = config.docker.monitorFailures;
+        m.maxRestartsPerHour = config.docker.maxRestartsPerHour;
+        m.service = config.docker.service;
+        m.restartTimeout = seconds(config.docker.stopTimeoutSec + config.docker.startTimeoutSec);
+        m.socketPath = config.docker.socket.string();
+        return m;
     }
 
     fs::path lastResultFile() const { return config.agent.stateDir / "last-result.json"; }
@@ -104,6 +138,7 @@ struct Agent::Impl {
     void begin(const std::string& tx)
     {
         running = true;
+        ++transactionsStarted;
         cancelRequested = false;
         status.transaction = tx;
         notify({"Transaction"});
@@ -118,6 +153,37 @@ struct Agent::Impl {
             writeFileDurably(lastResultFile(), j.dump() + "\n", 0600);
         } catch (const std::exception& e) {
             spdlog::error("cannot save the last result to {}: {}", lastResultFile().string(), e.what());
+        }
+    }
+
+    // Temporaries only a crash leaves in the state folder (the payload
+    // folders' are recovery's job): a backup set half made (.incoming-*) or
+    // half removed (.removing-*), a manifest or last-result.json half
+    // rewritten. Called at start, before any transaction can write them.
+    // (Found by tests/integration/test_crash_recovery: a SIGKILL while the
+    // installed set was being backed up left a whole engine copy behind.)
+    void removeCrashTemporaries()
+    {
+        auto isTemporary = [](const std::string& name) {
+            return name.starts_with(".incoming-") || name.starts_with(".removing-") || name.starts_with(".manifest.json.tmp-") ||
+                   name.starts_with(".last-result.json.tmp-");
+        };
+        std::error_code ec;
+        std::vector<fs::path> doomed;
+        for (const auto& folder : {config.agent.stateDir, backups->dir()})
+            for (const auto& e : fs::directory_iterator(folder, ec))
+                if (isTemporary(e.path().filename().string()))
+                    doomed.push_back(e.path());
+        for (const auto& set : fs::directory_iterator(backups->dir(), ec))
+            if (set.is_directory(ec) && !set.path().filename().string().starts_with("."))
+                for (const auto& e : fs::directory_iterator(set.path(), ec))
+                    if (isTemporary(e.path().filename().string()))
+                        doomed.push_back(e.path());
+        for (const auto& path : doomed) {
+            spdlog::warn("removing {}, left by an earlier crash", path.string());
+            fs::remove_all(path, ec);
+            if (ec)
+                spdlog::error("cannot remove {}: {}; remove it by hand", path.string(), ec.message());
         }
     }
 
@@ -176,6 +242,7 @@ struct Agent::Impl {
             outcome = {"failed", std::string("internal error: ") + e.what() + "; check the journal of armdock-agent", ""};
         }
         co_await refreshInstalledSet();
+        warm = true;
         settleDropins(outcome);
         finish(tx, outcome);
     }
@@ -229,8 +296,11 @@ struct Agent::Impl {
     std::string startRollback()
     {
         ensureIdle();
+        auto sets = backups->list();
+        if (!sets.empty() && (!warm || installedSetId.empty()))
+            throw AgentError(ErrorKind::Busy, "the agent is still describing the installed engine set; retry in a moment");
         std::optional<BackupSet> chosen;
-        for (auto& set : backups->list())
+        for (auto& set : sets)
             if (set.id != installedSetId) {
                 chosen = std::move(set);
                 break;
@@ -284,6 +354,9 @@ struct Agent::Impl {
         config = std::move(fresh);
         setLogLevel(config.agent.logLevel);
         rebuildStores();
+        monitor->reconfigure(monitorSettings());
+        if (status.state == "failed")
+            setProgress("idle", 0, "config reloaded; supervision resumed");
         spdlog::info("config {} reloaded", config.sourceFile.string());
         return takeDropins();
     }
@@ -330,11 +403,15 @@ Agent::Agent(boost::asio::io_context& io, boost::asio::thread_pool& pool, UnitCo
 {
 }
 
-Agent::~Agent() = default;
+Agent::~Agent()
+{
+    impl_->monitor->stop();
+}
 
 Task<void> Agent::startUp()
 {
     Impl& d = *impl_;
+    d.removeCrashTemporaries();
     d.loadLastResult();
     std::optional<JournalContents> pending;
     try {
@@ -353,14 +430,23 @@ Task<void> Agent::startUp()
         } catch (const std::exception& e) {
             outcome = {"failed", std::string("recovery failed: ") + e.what(), ""};
         }
-        co_await d.refreshInstalledSet();
         d.finish(d.status.transaction, outcome);
-    } else {
-        co_await d.refreshInstalledSet();
     }
+}
+
+Task<void> Agent::warmUp()
+{
+    Impl& d = *impl_;
+    const unsigned startedBefore = d.transactionsStarted;
+    if (!d.running)
+        co_await d.refreshInstalledSet();
+    if (d.transactionsStarted != startedBefore || d.running)
+        d.installedSetId.clear();  // a transaction changed it meanwhile; its end describes it again
+    d.warm = true;
+    d.monitor->start();
     try {
         std::string version = co_await d.engine.version(seconds(5));
-        if (version != d.status.currentVersion) {
+        if (version != d.status.currentVersion && !d.running) {
             d.status.currentVersion = version;
             d.notify({"CurrentVersion"});
         }

@@ -31,9 +31,12 @@ public:
     Agent(boost::asio::io_context& io, boost::asio::thread_pool& pool, UnitControl& units, EngineApi& engine, Config config);
     ~Agent();
 
-    // Finishes what a crash interrupted (journal in the state folder) before
-    // the bus name is taken, and learns CurrentVersion.
+    // Finishes what a crash interrupted (journal in the state folder); run
+    // before the bus name is taken.
     Task<void> startUp();
+    // After READY=1: describes the installed set (hashes every payload),
+    // starts the health monitor and learns CurrentVersion from the engine.
+    Task<void> warmUp();
 
     // Each throws AgentError (Busy, InvalidArgument, PayloadRejected, NoBackup,
     // Failed) before anything changed; otherwise returns the transaction id

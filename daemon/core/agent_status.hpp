@@ -15,6 +15,10 @@ struct AgentStatus {
     std::string currentVersion;
     std::string lastResult = "none";  // none success rejected rolled-back failed cancelled
     std::string lastError;
+    // Supervision between transactions (engine_monitor.hpp).
+    bool healthy = true;
+    std::uint64_t lastHealthCheckUsec = 0;
+    std::uint32_t engineRestarts = 0;
 };
 
 // Told of every change, on the event loop. The D-Bus glue turns these into
@@ -25,6 +29,7 @@ public:
     // Names of the properties that changed ("State", "Progress", ...).
     virtual void propertiesChanged(const std::vector<std::string>& names) = 0;
     virtual void finished(const std::string& transaction, const std::string& result, const std::string& message) = 0;
+    virtual void healthChanged(bool /*healthy*/, const std::string& /*reason*/) {}
 };
 
 }  // namespace armdock

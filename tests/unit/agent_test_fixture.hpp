@@ -189,12 +189,18 @@ protected:
             return it->second;
         });
         bool done = false;
-        boost::asio::co_spawn(io, agent->startUp(), [&](std::exception_ptr e) {
+        boost::asio::co_spawn(io, startAndWarmUp(), [&](std::exception_ptr e) {
             done = true;
             if (e)
                 std::rethrow_exception(e);
         });
         runUntil([&] { return done; });
+    }
+
+    Task<void> startAndWarmUp()
+    {
+        co_await agent->startUp();
+        co_await agent->warmUp();
     }
 
     template <typename Predicate>

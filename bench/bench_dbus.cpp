@@ -1,0 +1,154 @@
+// Benchmark 4: D-Bus latency and throughput of the agent against systemd.
+//
+// On the sandbox's bus: the round trip of a property read (Get State) and of
+// ListBackups (one backup present) on io.armdock.Agent1, against a property
+// read (Get Version) on the systemd user manager's org.freedesktop.systemd1
+// on the same bus, p50 and p99; then calls per second (property reads) from
+// one client and from 16 clients (threads with a connection each) for
+// ARMDOCK_BENCH_DBUS_SEC (default 1) seconds each. Every round runs agent and
+// systemd alternately; ARMDOCK_BENCH_ROUNDS (default 5) rounds,
+// ARMDOCK_BENCH_DBUS_CALLS (default 2000) calls per latency batch.
+#include "bench_agent.hpp"
+
+using namespace armdock::bench;
+
+namespace {
+
+enum class Call { AgentProperty, AgentListBackups, SystemdProperty };
+
+struct Client {
+    explicit Client(const std::string& bus)
+        : connection(sdbus::createSessionBusConnectionWithAddress(bus)),
+          agent(sdbus::createProxy(*connection, "io.armdock.Agent1", "/io/armdock/Agent1")),
+          systemd(sdbus::createProxy(*connection, "org.freedesktop.systemd1", "/org/freedesktop/systemd1"))
+    {
+    }
+    void call(Call c)
+    {
+        switch (c) {
+        case Call::AgentProperty:
+            (void)agent->getProperty("State").onInterface("io.armdock.Agent1").get<std::string>();
+            break;
+        case Call::AgentListBackups: {
+            std::vector<sdbus::Struct<std::string, std::uint64_t, std::string>> reply;
+            agent->callMethod("ListBackups").onInterface("io.armdock.Agent1").storeResultsTo(reply);
+            if (reply.empty())
+                throw std::runtime_error("ListBackups returned no backup");
+            break;
+        }
+        case Call::SystemdProperty:
+            (void)systemd->getProperty("Version").onInterface("org.freedesktop.systemd1.Manager").get<std::string>();
+            break;
+        }
+    }
+    std::unique_ptr<sdbus::IConnection> connection;
+    std::unique_ptr<sdbus::IProxy> agent, systemd;
+};
+
+void latencies(Client& client, Call c, int n, std::vector<double>& out)
+{
+    for (int i = 0; i < n; ++i) {
+        auto t0 = Clock::now();
+        client.call(c);
+        out.push_back(Ms(Clock::now() - t0).count() * 1000.0);  // µs
+    }
+}
+
+double callsPerSecond(std::vector<std::unique_ptr<Client>>& clients, Call c, double seconds)
+{
+    std::atomic<long> total{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    const auto end = [&] { return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds)); };
+    Clock::time_point deadline;
+    std::mutex m;
+    for (auto& cl : clients)
+        threads.emplace_back([&, client = cl.get()] {
+            while (!go)
+                std::this_thread::yield();
+            long n = 0;
+            Clock::time_point until;
+            {
+                std::lock_guard lock(m);
+                until = deadline;
+            }
+            while (Clock::now() < until) {
+                client->call(c);
+                ++n;
+            }
+            total += n;
+        });
+    auto t0 = Clock::now();
+    {
+        std::lock_guard lock(m);
+        deadline = end();
+    }
+    go = true;
+    for (auto& t : threads)
+        t.join();
+    return static_cast<double>(total) / Ms(Clock::now() - t0).count() * 1000.0;
+}
+
+}  // namespace
+
+int main()
+{
+    const int rounds = envInt("ARMDOCK_BENCH_ROUNDS", 5);
+    const int n = envInt("ARMDOCK_BENCH_DBUS_CALLS", 2000);
+    const double seconds = envInt("ARMDOCK_BENCH_DBUS_SEC", 1);
+    Sandbox sandbox;
+    startAgent(sandbox);
+    {
+        // One backup, so that ListBackups has something to list.
+        AgentClient client(sandbox.busAddress());
+        SignalWatcher watcher(sandbox.busAddress());
+        fs::path engine = variantOf(sandbox.payloadPath("docker"), sandbox.dir() / "docker-new", "bench-dbus");
+        std::string tx = client.upgrade({{"docker", engine.string()}});
+        auto [result, message] = watcher.waitFinished(tx, std::chrono::seconds(180));
+        if (result != "success") {
+            std::cerr << "upgrade for a backup: " << result << ": " << message << "\n";
+            return 1;
+        }
+    }
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 16; ++i)
+        clients.push_back(std::make_unique<Client>(sandbox.busAddress()));
+    std::vector<std::unique_ptr<Client>> one;
+    one.push_back(std::make_unique<Client>(sandbox.busAddress()));
+    // Warm up both peers.
+    std::vector<double> warm;
+    latencies(*one[0], Call::AgentProperty, 200, warm);
+    latencies(*one[0], Call::SystemdProperty, 200, warm);
+
+    std::vector<double> aProp, aList, sProp, aRate1, sRate1, aRate16, sRate16;
+    for (int r = 0; r < rounds; ++r) {
+        latencies(*one[0], Call::AgentProperty, n, aProp);
+        latencies(*one[0], Call::SystemdProperty, n, sProp);
+        latencies(*one[0], Call::AgentListBackups, n, aList);
+        aRate1.push_back(callsPerSecond(one, Call::AgentProperty, seconds));
+        sRate1.push_back(callsPerSecond(one, Call::SystemdProperty, seconds));
+        aRate16.push_back(callsPerSecond(clients, Call::AgentProperty, seconds));
+        sRate16.push_back(callsPerSecond(clients, Call::SystemdProperty, seconds));
+        std::cout << "round " << r + 1 << ": calls/s 1 client agent " << fmt(aRate1.back(), 0) << " systemd " << fmt(sRate1.back(), 0)
+                  << "; 16 clients agent " << fmt(aRate16.back(), 0) << " systemd " << fmt(sRate16.back(), 0) << std::endl;
+    }
+    const double ap50 = percentile(aProp, 50), ap99 = percentile(aProp, 99), sp50 = percentile(sProp, 50), sp99 = percentile(sProp, 99);
+    const double al50 = percentile(aList, 50), al99 = percentile(aList, 99);
+    const double a1 = median(aRate1), s1 = median(sRate1), a16 = median(aRate16), s16 = median(sRate16);
+    std::cout << "\n4. D-Bus (" << rounds << " rounds alternating, " << n << " calls per latency batch; µs)\n";
+    std::cout << "   Get State (agent)            p50 " << fmt(ap50) << "  p99 " << fmt(ap99) << "\n";
+    std::cout << "   ListBackups (agent, 1 entry) p50 " << fmt(al50) << "  p99 " << fmt(al99) << "\n";
+    std::cout << "   Get Version (systemd)        p50 " << fmt(sp50) << "  p99 " << fmt(sp99) << "\n";
+    std::cout << "   calls/s, 1 client:   agent " << fmt(a1, 0) << "  systemd " << fmt(s1, 0) << "  (medians of " << join(aRate1, 0) << " | "
+              << join(sRate1, 0) << ")\n";
+    std::cout << "   calls/s, 16 clients: agent " << fmt(a16, 0) << "  systemd " << fmt(s16, 0) << "  (medians of " << join(aRate16, 0)
+              << " | " << join(sRate16, 0) << ")\n";
+    // "Not slower": within 5 % (run-to-run noise on a shared machine).
+    addSummary({"4 D-Bus", "property read p50 / p99 (µs)", fmt(ap50) + " / " + fmt(ap99), "systemd " + fmt(sp50) + " / " + fmt(sp99),
+                ratio(ap50, sp50), "<= systemd", ap50 <= 1.05 * sp50 && ap99 <= 1.05 * sp99});
+    addSummary({"4 D-Bus", "ListBackups p50 / p99 (µs)", fmt(al50) + " / " + fmt(al99), "systemd prop " + fmt(sp50) + " / " + fmt(sp99),
+                ratio(al50, sp50), "<= systemd", al50 <= 1.05 * sp50 && al99 <= 1.05 * sp99});
+    addSummary({"4 D-Bus", "calls/s, 1 client", fmt(a1, 0), "systemd " + fmt(s1, 0), ratio(a1, s1), ">= systemd", a1 >= 0.95 * s1});
+    addSummary({"4 D-Bus", "calls/s, 16 clients", fmt(a16, 0), "systemd " + fmt(s16, 0), ratio(a16, s16), ">= systemd", a16 >= 0.95 * s16});
+    return 0;
+}
