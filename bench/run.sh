@@ -20,7 +20,7 @@ build=${BUILD_DIR:-build-bench}
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" -Dfault_injection=false -Dtests=true -Dbenchmarks=true || exit 1
 else
-  meson configure "$build" -Dfault_injection=false -Dtests=true -Dbenchmarks=true || exit 1
+  meson setup --reconfigure "$build" -Dfault_injection=false -Dtests=true -Dbenchmarks=true || exit 1
 fi
 ninja -C "$build" benchmarks || exit 1
 

@@ -6,6 +6,6 @@ build=${BUILD_DIR:-build}
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "$@"
 elif (($#)); then
-  meson configure "$build" "$@"
+  meson setup --reconfigure "$build" "$@"
 fi
 meson compile -C "$build"

@@ -6,7 +6,7 @@ packages=(
   # build
   meson ninja-build pkg-config g++ python3
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev libboost-dev nlohmann-json3-dev
-  libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev
+  libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev libcli11-dev scdoc
   # the real parts the tests and the demo start
   systemd dbus docker.io containerd runc busybox-static util-linux curl iproute2
 )

@@ -1,0 +1,354 @@
+#include "commands.hpp"
+
+#include <utility>  // before Boost 1.74's awaitable.hpp, which uses std::exchange without it
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <map>
+
+#include "agent_link.hpp"
+#include "core/async.hpp"
+#include "docker/docker_client.hpp"
+#include "exit_codes.hpp"
+#include "progress_view.hpp"
+
+namespace armdock::cli {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+
+void say(const std::string& line)
+{
+    std::fprintf(stdout, "%s\n", line.c_str());
+    std::fflush(stdout);
+}
+
+void complain(const std::string& line)
+{
+    std::fflush(stdout);
+    std::fprintf(stderr, "armdockctl: %s\n", line.c_str());
+    std::fflush(stderr);
+}
+
+// Splits NAME=VALUE; throws a usage error naming the option otherwise.
+std::pair<std::string, std::string> splitPair(const std::string& text, const char* option)
+{
+    const auto at = text.find('=');
+    if (at == std::string::npos || at == 0 || at + 1 == text.size())
+        throw CliError(exitUsage, std::string(option) + " wants NAME=VALUE, not '" + text + "'");
+    return {text.substr(0, at), text.substr(at + 1)};
+}
+
+std::string absoluteFromHere(const std::string& path)
+{
+    return fs::absolute(fs::path(path)).lexically_normal().string();
+}
+
+std::string utcTime(std::uint64_t usec)
+{
+    const std::time_t seconds = static_cast<std::time_t>(usec / 1000000);
+    std::tm tm{};
+    ::gmtime_r(&seconds, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+}
+
+// Follows transaction `tx` until its Finished signal (the handlers were
+// installed when `link` was made, before the call that started it), showing
+// its progress. Returns the exit code of its result.
+int waitForEnd(AgentLink& link, const std::string& tx, const WaitOptions& options)
+{
+    ProgressView view(stdout);
+    bool ended = false, timedOut = false, interrupted = false, agentLeft = false;
+    std::string result, message;
+
+    auto show = [&](const LiveProgress& live) {
+        if (!ended)
+            view.update(live.state, live.percent, live.message);
+    };
+    link.events().finished = [&](const std::string& finishedTx, const std::string& finishedResult, const std::string& finishedMessage) {
+        if (finishedTx != tx)
+            return;
+        ended = true;
+        result = finishedResult;
+        message = finishedMessage;
+        link.stop();
+    };
+    link.events().changed = show;
+    link.events().ownerChanged = [&](bool onBus) {
+        if (!onBus) {
+            agentLeft = true;
+            link.stop();
+        }
+    };
+    asio::signal_set signals(link.io(), SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec)
+            return;
+        interrupted = true;
+        link.stop();
+    });
+    asio::steady_timer timer(link.io());
+    if (options.timeoutSec > 0) {
+        timer.expires_after(std::chrono::seconds(options.timeoutSec));
+        timer.async_wait([&](const boost::system::error_code& ec) {
+            if (ec)
+                return;
+            timedOut = true;
+            link.stop();
+        });
+    }
+    // The changes since the call (queued behind it) are dispatched now.
+    link.kick();
+    link.run();
+    link.events() = {};
+    view.close();
+
+    if (ended) {
+        const std::string line = result + ": " + message + " (transaction " + tx + ")";
+        const ExitCode code = exitCodeOfResult(result);
+        if (code == exitSuccess)
+            say(line);
+        else
+            complain(line);
+        return code;
+    }
+    if (agentLeft)
+        throw CliError(exitNotRunning, "armdock-agent left the bus while transaction " + tx +
+                                           " ran; when it starts again it completes or undoes that transaction "
+                                           "(armdockctl status shows the outcome). Start it with: " +
+                                           startHint(link.busSetting()));
+    std::string state = "unknown";
+    try {
+        state = link.agent().State();
+    } catch (const sdbus::Error&) {
+    }
+    if (timedOut)
+        throw CliError(exitTimedOut, "transaction " + tx + " still runs after " + std::to_string(options.timeoutSec) +
+                                         " s (state " + state + "); follow it with armdockctl watch, stop it with armdockctl cancel");
+    if (interrupted)
+        throw CliError(exitInterrupted, "stopped waiting; transaction " + tx + " goes on (state " + state +
+                                            "): armdockctl watch follows it, armdockctl cancel stops it");
+    throw CliError(exitFailed, "stopped waiting for transaction " + tx + " for no known reason");
+}
+
+int startedTransaction(AgentLink& link, const std::string& kind, const std::string& tx, const WaitOptions& wait)
+{
+    if (wait.noWait) {
+        say(tx);
+        return exitSuccess;
+    }
+    say(kind + " " + tx + " started");
+    return waitForEnd(link, tx, wait);
+}
+
+struct DockerHealth {
+    bool answered = false;
+    std::string version;
+    std::string error;
+};
+
+DockerHealth probeDocker(AgentLink& link, const std::string& socket)
+{
+    DockerHealth health;
+    DockerClient docker(link.io(), socket);
+    auto probe = [&]() -> Task<void> {
+        try {
+            health.answered = co_await docker.ping(std::chrono::seconds(2));
+            if (!health.answered)
+                health.error = "/_ping did not answer OK";
+            else
+                health.version = co_await docker.version(std::chrono::seconds(2));
+        } catch (const std::exception& e) {
+            health.error = e.what();
+        }
+    };
+    asio::co_spawn(link.io(), probe, [&](std::exception_ptr) { link.stop(); });
+    link.run();
+    return health;
+}
+
+}  // namespace
+
+int runStatus(const GlobalOptions& global, bool json)
+{
+    AgentLink link(global.bus);
+    const auto s = link.call([](AgentProxy& a) { return a.snapshot(); });
+    // ListBackups is a method: only root and allowed_groups may call it.
+    std::optional<std::size_t> backups;
+    std::string backupsRefused;
+    try {
+        backups = link.call([](AgentProxy& a) { return a.ListBackups(); }).size();
+    } catch (const CliError& e) {
+        if (e.code() != exitAccessDenied)
+            throw;
+        backupsRefused = "unknown (listing them needs root or allowed_groups)";
+    }
+    const DockerHealth docker = probeDocker(link, global.dockerSocket);
+
+    if (json) {
+        nlohmann::json j{
+            {"state", s.state},
+            {"running", s.running()},
+            {"progress", {{"percent", s.percent}, {"message", s.message}}},
+            {"transaction", s.transaction},
+            {"current_version", s.currentVersion},
+            {"last_result", s.lastResult},
+            {"last_error", s.lastError},
+            {"backups", backups ? nlohmann::json(*backups) : nlohmann::json(nullptr)},
+            {"docker", {{"socket", global.dockerSocket}, {"healthy", docker.answered}, {"version", docker.version}, {"error", docker.error}}},
+        };
+        say(j.dump(2));
+        return exitSuccess;
+    }
+    auto row = [](const char* key, const std::string& value) { std::fprintf(stdout, "%-14s%s\n", key, value.c_str()); };
+    row("State:", s.state);
+    if (s.running())
+        row("Progress:", std::to_string(s.percent) + "%  " + s.message);
+    row("Engine:", s.currentVersion.empty() ? "(unknown: the engine did not answer)" : s.currentVersion);
+    row("Transaction:", s.transaction.empty() ? "(none yet)" : s.transaction + (s.running() ? " (running)" : ""));
+    row("Last result:", s.lastResult);
+    if (!s.lastError.empty())
+        row("Last error:", s.lastError);
+    row("Backups:", backups ? std::to_string(*backups) : backupsRefused);
+    row("Docker:", docker.answered ? "healthy (" + global.dockerSocket + " answers /_ping; engine " + docker.version + ")"
+                                   : "not answering (" + docker.error + ")");
+    std::fflush(stdout);
+    return exitSuccess;
+}
+
+int runUpgrade(const GlobalOptions& global, const UpgradeOptions& options)
+{
+    std::map<std::string, std::string> files;
+    if (!options.docker.empty())
+        files["docker"] = absoluteFromHere(options.docker);
+    if (!options.dockerinit.empty())
+        files["dockerinit"] = absoluteFromHere(options.dockerinit);
+    for (const auto& p : options.payloads) {
+        auto [name, path] = splitPair(p, "--payload");
+        files[name] = absoluteFromHere(path);
+    }
+    if (files.empty())
+        throw CliError(exitUsage, "nothing to upgrade: give --docker PATH, --dockerinit PATH or --payload NAME=PATH");
+    std::map<std::string, sdbus::Variant> dbusOptions;
+    for (const auto& s : options.sha256) {
+        auto [name, hex] = splitPair(s, "--sha256");
+        dbusOptions["sha256." + name] = sdbus::Variant(hex);
+    }
+    if (options.dryRun)
+        dbusOptions["dry_run"] = sdbus::Variant(true);
+    if (options.healthTimeoutSec)
+        dbusOptions["health_timeout_sec"] = sdbus::Variant(static_cast<std::uint32_t>(*options.healthTimeoutSec));
+
+    AgentLink link(global.bus);  // subscribed to Finished and PropertiesChanged before the call
+    link.call([](AgentProxy& a) { a.primeLive(); });
+    const std::string tx = link.call([&](AgentProxy& a) { return a.Upgrade(files, dbusOptions); });
+    return startedTransaction(link, options.dryRun ? "dry-run upgrade" : "upgrade", tx, options.wait);
+}
+
+int runRollback(const GlobalOptions& global, const WaitOptions& wait)
+{
+    AgentLink link(global.bus);
+    link.call([](AgentProxy& a) { a.primeLive(); });
+    const std::string tx = link.call([](AgentProxy& a) { return a.Rollback(); });
+    return startedTransaction(link, "rollback", tx, wait);
+}
+
+int runCancel(const GlobalOptions& global)
+{
+    AgentLink link(global.bus);
+    link.call([](AgentProxy& a) { a.Cancel(); });
+    const auto s = link.call([](AgentProxy& a) { return a.snapshot(); });
+    say("cancel requested for transaction " + s.transaction + " (state " + s.state +
+        "); it stops at its next safe point, rolling back if the engine was already swapped");
+    return exitSuccess;
+}
+
+int runBackups(const GlobalOptions& global, bool json)
+{
+    AgentLink link(global.bus);
+    const auto backups = link.call([](AgentProxy& a) { return a.ListBackups(); });
+    if (json) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& b : backups)
+            list.push_back({{"id", b.get<0>()}, {"created_usec", b.get<1>()}, {"created", utcTime(b.get<1>())}, {"version", b.get<2>()}});
+        say(list.dump(2));
+        return exitSuccess;
+    }
+    if (backups.empty()) {
+        say("no backups yet (one is made before each upgrade that changes the engine set)");
+        return exitSuccess;
+    }
+    std::size_t idWidth = 2;
+    for (const auto& b : backups)
+        idWidth = std::max(idWidth, b.get<0>().size());
+    const int w = static_cast<int>(idWidth);
+    std::fprintf(stdout, "%-*s  %-20s  %s\n", w, "ID", "CREATED (UTC)", "VERSION");
+    for (const auto& b : backups)
+        std::fprintf(stdout, "%-*s  %-20s  %s\n", w, b.get<0>().c_str(), utcTime(b.get<1>()).c_str(), b.get<2>().c_str());
+    std::fflush(stdout);
+    return exitSuccess;
+}
+
+int runReload(const GlobalOptions& global)
+{
+    AgentLink link(global.bus);
+    const std::string before = link.call([](AgentProxy& a) { return a.Transaction(); });
+    link.call([](AgentProxy& a) { a.Reload(); });
+    const auto s = link.call([](AgentProxy& a) { return a.snapshot(); });
+    if (s.transaction != before && s.running())
+        say("configuration re-read; transaction " + s.transaction +
+            " started from the drop-in folder (armdockctl watch follows it)");
+    else if (s.transaction != before)
+        say("configuration re-read; drop-in transaction " + s.transaction + ": " + s.lastResult +
+            (s.lastError.empty() ? "" : ": " + s.lastError));
+    else
+        say("configuration re-read; nothing waits in the drop-in folder");
+    return exitSuccess;
+}
+
+int runWatch(const GlobalOptions& global)
+{
+    AgentLink link(global.bus);
+    ProgressView view(stdout, false);  // lines, also on a terminal
+    auto show = [&](const LiveProgress& live) { view.update(live.state, live.percent, live.message); };
+    link.call([](AgentProxy& a) { a.primeLive(); });
+    const auto s = link.call([](AgentProxy& a) { return a.snapshot(); });
+    say("watching armdock-agent: engine " + (s.currentVersion.empty() ? "unknown" : s.currentVersion) + ", last transaction " +
+        (s.transaction.empty() ? "none" : s.transaction + " " + s.lastResult) + " (Ctrl-C stops)");
+    view.update(s.state, s.percent, s.message);
+
+    link.events().changed = show;
+    link.events().finished = [&](const std::string& tx, const std::string& result, const std::string& message) {
+        say("finished " + tx + ": " + result + ": " + message);
+    };
+    link.events().ownerChanged = [&](bool onBus) {
+        say(onBus ? "armdock-agent is on the bus again" : "armdock-agent left the bus (waiting for it to come back)");
+        if (onBus) {
+            link.agent().primeLive();
+            link.kick();
+            show(link.agent().live());
+        }
+    };
+    asio::signal_set signals(link.io(), SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+        if (!ec)
+            link.stop();
+    });
+    link.kick();
+    link.run();
+    link.events() = {};
+    return exitSuccess;
+}
+
+}  // namespace armdock::cli
