@@ -25,10 +25,23 @@ AgentProxy::Snapshot AgentProxy::snapshot()
     s.currentVersion = CurrentVersion();
     s.lastResult = LastResult();
     s.lastError = LastError();
+    s.healthy = Healthy();
+    s.lastHealthCheckUsec = LastHealthCheck();
+    s.engineRestarts = EngineRestarts();
     return s;
 }
 
 // Handlers run inside the bus dispatch: nothing may escape into sdbus-c++.
+void AgentProxy::onHealthChanged(const bool& healthy, const std::string& reason)
+{
+    try {
+        if (events_.healthChanged)
+            events_.healthChanged(healthy, reason);
+    } catch (const std::exception& e) {
+        std::cerr << "armdockctl: " << e.what() << "\n";
+    }
+}
+
 void AgentProxy::onFinished(const std::string& transaction, const std::string& result, const std::string& message)
 {
     try {

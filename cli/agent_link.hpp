@@ -41,6 +41,7 @@ struct AgentEvents {
     std::function<void(const std::string& tx, const std::string& result, const std::string& message)> finished;
     std::function<void(const LiveProgress&)> changed;  // State or Progress changed
     std::function<void(bool onBus)> ownerChanged;  // the agent left (false) or came (true)
+    std::function<void(bool healthy, const std::string& reason)> healthChanged;
 };
 
 class AgentProxy final : public sdbus::ProxyInterfaces<io::armdock::Agent1_proxy, sdbus::Properties_proxy> {
@@ -57,6 +58,9 @@ public:
         std::string currentVersion;
         std::string lastResult;
         std::string lastError;
+        bool healthy = true;
+        std::uint64_t lastHealthCheckUsec = 0;
+        std::uint32_t engineRestarts = 0;
         bool running() const { return state != "idle" && state != "failed"; }
     };
     Snapshot snapshot();
@@ -66,6 +70,7 @@ public:
 
 private:
     void onFinished(const std::string& transaction, const std::string& result, const std::string& message) override;
+    void onHealthChanged(const bool& healthy, const std::string& reason) override;
     void onPropertiesChanged(const std::string& interfaceName, const std::map<std::string, sdbus::Variant>& changed,
                              const std::vector<std::string>& invalidated) override;
 

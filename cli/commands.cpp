@@ -205,6 +205,7 @@ int runStatus(const GlobalOptions& global, bool json)
             {"current_version", s.currentVersion},
             {"last_result", s.lastResult},
             {"last_error", s.lastError},
+            {"monitor", {{"healthy", s.healthy}, {"last_check_usec", s.lastHealthCheckUsec}, {"engine_restarts", s.engineRestarts}}},
             {"backups", backups ? nlohmann::json(*backups) : nlohmann::json(nullptr)},
             {"docker", {{"socket", global.dockerSocket}, {"healthy", docker.answered}, {"version", docker.version}, {"error", docker.error}}},
         };
@@ -221,6 +222,8 @@ int runStatus(const GlobalOptions& global, bool json)
     if (!s.lastError.empty())
         row("Last error:", s.lastError);
     row("Backups:", backups ? std::to_string(*backups) : backupsRefused);
+    row("Monitor:", std::string(s.healthy ? "healthy" : "UNHEALTHY") + ", " + std::to_string(s.engineRestarts) +
+                        " engine restart(s) since the agent started" + (s.lastHealthCheckUsec ? "" : ", no check yet"));
     row("Docker:", docker.answered ? "healthy (" + global.dockerSocket + " answers /_ping; engine " + docker.version + ")"
                                    : "not answering (" + docker.error + ")");
     std::fflush(stdout);

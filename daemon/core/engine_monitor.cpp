@@ -37,26 +37,25 @@ void EngineMonitor::reconfigure(MonitorSettings settings)
     start();
 }
 
+// Ticks run on a fixed schedule (start to start), so a hung ping does not
+// stretch the interval: detection stays within interval x (failures + 1).
 void EngineMonitor::arm()
 {
     timer_.expires_after(settings_.interval);
     timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec || !running_)
             return;
-        if (checking_) {  // a slow ping or restart still runs: skip this tick
-            arm();
+        arm();
+        if (checking_)  // a slow restart still runs: skip this tick
             return;
-        }
-        boost::asio::co_spawn(io_, checkOnce(), [this](std::exception_ptr e) {
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& x) {
-                    spdlog::error("health monitor: {}", x.what());
-                }
+        boost::asio::co_spawn(io_, checkOnce(), [](std::exception_ptr e) {
+            if (!e)
+                return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                spdlog::error("health monitor: {}", x.what());
             }
-            if (running_)
-                arm();
         });
     });
 }
@@ -93,7 +92,9 @@ Task<void> EngineMonitor::checkOnce()
         ~Done() { flag = false; }
     } done{checking_};
 
-    const milliseconds timeout = std::min<milliseconds>(settings_.interval.count() > 0 ? settings_.interval : seconds(5), seconds(5));
+    // Half an interval (at most 5 s): the answer is in before the next tick.
+    const milliseconds interval = settings_.interval.count() > 0 ? settings_.interval : seconds(10);
+    const milliseconds timeout = std::clamp<milliseconds>(interval / 2, milliseconds(100), seconds(5));
     std::string problem;
     try {
         if (!co_await engine_.ping(timeout))

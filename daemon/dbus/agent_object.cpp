@@ -169,6 +169,21 @@ std::string AgentObject::LastError()
     return agent_.status().lastError;
 }
 
+bool AgentObject::Healthy()
+{
+    return agent_.status().healthy;
+}
+
+uint64_t AgentObject::LastHealthCheck()
+{
+    return agent_.status().lastHealthCheckUsec;
+}
+
+uint32_t AgentObject::EngineRestarts()
+{
+    return agent_.status().engineRestarts;
+}
+
 void AgentObject::propertiesChanged(const std::vector<std::string>& names)
 {
     try {
@@ -187,6 +202,16 @@ void AgentObject::finished(const std::string& transaction, const std::string& re
         driver_.kick();
     } catch (const std::exception& e) {
         spdlog::warn("could not emit Finished: {}", e.what());
+    }
+}
+
+void AgentObject::healthChanged(bool healthy, const std::string& reason)
+{
+    try {
+        emitHealthChanged(healthy, reason);
+        driver_.kick();
+    } catch (const std::exception& e) {
+        spdlog::warn("could not emit HealthChanged: {}", e.what());
     }
 }
 

@@ -42,6 +42,7 @@ public:
 
     void propertiesChanged(const std::vector<std::string>& names) override;
     void finished(const std::string& transaction, const std::string& result, const std::string& message) override;
+    void healthChanged(bool healthy, const std::string& reason) override;
 
 private:
     void Upgrade(sdbus::Result<std::string>&& result, std::map<std::string, std::string> files,
@@ -57,6 +58,9 @@ private:
     std::string CurrentVersion() override;
     std::string LastResult() override;
     std::string LastError() override;
+    bool Healthy() override;
+    uint64_t LastHealthCheck() override;
+    uint32_t EngineRestarts() override;
 
     template <typename... Results, typename Body>
     void serve(const sdbus::Result<Results...>& result, const char* method, Body body);

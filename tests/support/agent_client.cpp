@@ -53,6 +53,12 @@ std::pair<std::uint32_t, std::string> AgentClient::progress()
     return {value.get<0>(), value.get<1>()};
 }
 
+bool AgentClient::healthy() { return proxy_->getProperty("Healthy").onInterface(interfaceName).get<bool>(); }
+
+std::uint32_t AgentClient::engineRestarts() { return proxy_->getProperty("EngineRestarts").onInterface(interfaceName).get<std::uint32_t>(); }
+
+std::uint64_t AgentClient::lastHealthCheck() { return proxy_->getProperty("LastHealthCheck").onInterface(interfaceName).get<std::uint64_t>(); }
+
 std::string AgentClient::waitFinished(const std::string& tx, std::chrono::milliseconds timeout)
 {
     const auto deadline = std::chrono::steady_clock::now() + timeout;

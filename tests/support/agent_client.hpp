@@ -27,6 +27,9 @@ public:
 
     std::string property(const std::string& name);  // State, Transaction, CurrentVersion, LastResult, LastError
     std::pair<std::uint32_t, std::string> progress();
+    bool healthy();
+    std::uint32_t engineRestarts();
+    std::uint64_t lastHealthCheck();
 
     // Waits until Transaction is `tx` and State is idle or failed; returns LastResult
     // ("timeout" when it did not end in time).
