@@ -346,6 +346,8 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
                     copyFileDurably(backup.set.fileOf(p.spec->name), restorePathFor(p.spec->path, tx), p.spec->mode);
             }
             s_.journal.record("backed-up", backup.set.id);
+            if (backup.created)
+                s_.journal.record("backup-new", backup.set.id);  // so a recovery can drop it like a rollback does
             return 0;
         });
         faultPoint("after-backup");
@@ -476,13 +478,21 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
         if (step.step == "swap" && std::find(swapped.begin(), swapped.end(), step.detail) == swapped.end())
             swapped.push_back(step.detail);
     std::vector<std::string> none;
+    // Like a transaction that rolled back, a recovered one adds no backup: the
+    // set it saved is the one installed again.
+    const bool backupIsNew = journal.has("backup-new");
     if (!journal.has("stopping")) {
         removeLeftovers(begin);
         s_.journal.clear();
+        if (backupIsNew)
+            s_.backups.remove(set->id);
         co_return TransactionOutcome{"rolled-back", where + " before Docker was stopped; nothing had changed", ""};
     }
     const std::string resultIfRestored = "rolled-back";
-    co_return co_await rollBack(tx, *set, swapped, where, resultIfRestored, none);
+    auto outcome = co_await rollBack(tx, *set, swapped, where, resultIfRestored, none);
+    if (outcome.result != "failed" && backupIsNew)
+        s_.backups.remove(set->id);
+    co_return outcome;
 }
 
 }  // namespace armdock

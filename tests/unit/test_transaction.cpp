@@ -3,6 +3,7 @@
 #include "agent_test_fixture.hpp"
 
 #include "core/errors.hpp"
+#include "core/backup_store.hpp"
 #include "core/journal.hpp"
 #include "core/staging.hpp"
 
@@ -230,6 +231,31 @@ TEST_F(TransactionTest, RecoveryAfterACrashMidSwapRestoresTheOldSet)
     EXPECT_NE(sha256OfFile(enginePath()), v2Sha);
     expectNoLeftovers();
     EXPECT_EQ(units.calls.back(), "start docker.service");
+}
+
+TEST_F(TransactionTest, RecoveryDropsTheBackupItsTransactionJustMade)
+{
+    startAgent();
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    waitIdle();
+    ASSERT_EQ(agent->listBackups().size(), 1u);
+    agent.reset();
+    // An upgrade to v3 backed up the installed v2 set (a new backup) and died before the stop.
+    BackupStore store(dir / "state");
+    auto made = store.backUp(config.payloads, [](const fs::path&) { return std::string("2.0.0"); });
+    ASSERT_TRUE(made.created);
+    {
+        TransactionJournal journal(dir / "state");
+        journal.begin({"crashed-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}});
+        journal.record("backed-up", made.set.id);
+        journal.record("backup-new", made.set.id);
+    }
+    startAgent();
+    EXPECT_EQ(agent->status().lastResult, "rolled-back");
+    EXPECT_EQ(agent->listBackups().size(), 1u);  // only the v1 set of the first upgrade
+    EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(src));
+    expectNoLeftovers();
 }
 
 TEST_F(TransactionTest, RecoveryBeforeTheBackupOnlyRemovesStagedFiles)
