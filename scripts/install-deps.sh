@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   # build
-  meson ninja-build pkg-config g++ python3
+  meson ninja-build pkg-config gcc g++ python3
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev libboost-dev nlohmann-json3-dev
   libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev libcli11-dev scdoc
   # the real parts the tests and the demo start
