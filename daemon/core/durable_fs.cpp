@@ -42,24 +42,14 @@ void writeAll(int fd, const char* data, std::size_t size, const std::filesystem:
     }
 }
 
-// Removes a half-written file when the operation that made it fails.
-class PartialFile {
-public:
-    explicit PartialFile(std::filesystem::path path) : path_(std::move(path)) {}
-    ~PartialFile()
-    {
-        if (!path_.empty())
-            ::unlink(path_.c_str());
-    }
-    PartialFile(const PartialFile&) = delete;
-    PartialFile& operator=(const PartialFile&) = delete;
-    void keep() { path_.clear(); }
-
-private:
-    std::filesystem::path path_;
-};
 
 }  // namespace
+
+PartialFile::~PartialFile()
+{
+    if (!path_.empty())
+        ::unlink(path_.c_str());
+}
 
 void fsyncFd(int fd, const std::filesystem::path& nameForErrors)
 {

@@ -11,6 +11,20 @@
 
 namespace armdock {
 
+// Removes a half-written file when the operation that made it fails: unlinks
+// `path` on destruction unless keep() was called.
+class PartialFile {
+public:
+    explicit PartialFile(std::filesystem::path path) : path_(std::move(path)) {}
+    ~PartialFile();
+    PartialFile(const PartialFile&) = delete;
+    PartialFile& operator=(const PartialFile&) = delete;
+    void keep() { path_.clear(); }
+
+private:
+    std::filesystem::path path_;
+};
+
 void fsyncFd(int fd, const std::filesystem::path& nameForErrors);
 void fsyncDirectory(const std::filesystem::path& dir);
 

@@ -101,22 +101,6 @@ std::string lowerCase(std::string text)
     return text;
 }
 
-// Removes the staged file unless the copy completed and was accepted.
-class StagedGuard {
-public:
-    explicit StagedGuard(std::filesystem::path path) : path_(std::move(path)) {}
-    ~StagedGuard()
-    {
-        if (!path_.empty())
-            ::unlink(path_.c_str());
-    }
-    StagedGuard(const StagedGuard&) = delete;
-    StagedGuard& operator=(const StagedGuard&) = delete;
-    void keep() { path_.clear(); }
-
-private:
-    std::filesystem::path path_;
-};
 
 void verifySource(int sourceFd, const struct stat& sourceStat, const std::string& payloadName, std::uint64_t copied)
 {
@@ -169,7 +153,7 @@ StagedFile stageCopy(int sourceFd, const struct stat& sourceStat, const std::str
         UniqueFd staged(::open(result.staged.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
         if (!staged)
             copyFailed("cannot create", result.staged, errno);
-        StagedGuard guard(result.staged);
+        PartialFile guard(result.staged);  // removed unless the copy completed and was accepted
         result.size = copyAndHash(sourceFd, staged.get(), result.staged, result);
         if (::fchmod(staged.get(), mode) != 0)
             copyFailed("cannot chmod", result.staged, errno);
