@@ -45,6 +45,26 @@ void writeAll(int fd, const char* data, std::size_t size, const std::filesystem:
 
 }  // namespace
 
+bool readInChunks(const std::filesystem::path& file, std::size_t chunkSize,
+                  const std::function<bool(const char* data, std::size_t size)>& chunk)
+{
+    UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd)
+        throw std::system_error(errno, std::generic_category(), "cannot open " + file.string());
+    std::vector<char> buffer(chunkSize);
+    for (;;) {
+        ssize_t got = ::read(fd.get(), buffer.data(), buffer.size());
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            throw std::system_error(errno, std::generic_category(), "cannot read " + file.string());
+        if (got == 0)
+            return false;
+        if (!chunk(buffer.data(), static_cast<std::size_t>(got)))
+            return true;
+    }
+}
+
 PartialFile::~PartialFile()
 {
     if (!path_.empty())

@@ -5,7 +5,9 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -41,6 +43,12 @@ void removeDurably(const std::filesystem::path& file);
 // Copies `from` to `to` (created with `mode`, replacing nothing: fails if `to`
 // exists), fsyncs it, and returns the SHA-256 of what was copied (hex).
 std::string copyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to, mode_t mode);
+
+// Reads `file` from the start in chunks of `chunkSize` bytes and hands each to
+// `chunk` until it returns false (then returns true) or the file ends (then
+// returns false). Throws std::system_error naming the file.
+bool readInChunks(const std::filesystem::path& file, std::size_t chunkSize,
+                  const std::function<bool(const char* data, std::size_t size)>& chunk);
 
 // Reads a whole (small) file.
 std::string readSmallFile(const std::filesystem::path& file);

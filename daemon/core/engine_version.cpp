@@ -15,6 +15,7 @@
 #include <system_error>
 #include <vector>
 
+#include "durable_fs.hpp"
 #include "errors.hpp"
 #include "unique_fd.hpp"
 
@@ -235,27 +236,17 @@ bool fileContainsText(const std::filesystem::path& file, std::string_view text)
 {
     if (text.empty())
         return true;
-    UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!fd)
-        throw std::system_error(errno, std::generic_category(), "cannot open " + file.string());
     std::boyer_moore_horspool_searcher searcher(text.begin(), text.end());
     // The last text.size() - 1 bytes of one chunk are kept before the next, so
     // a match across the boundary is found.
     std::string window;
-    std::vector<char> buffer(chunkSize);
-    for (;;) {
-        ssize_t got = ::read(fd.get(), buffer.data(), buffer.size());
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            throw std::system_error(errno, std::generic_category(), "cannot read " + file.string());
-        if (got == 0)
-            return false;
-        window.append(buffer.data(), static_cast<std::size_t>(got));
+    return readInChunks(file, chunkSize, [&](const char* data, std::size_t size) {
+        window.append(data, size);
         if (std::search(window.begin(), window.end(), searcher) != window.end())
-            return true;
+            return false;  // found: stop reading
         window.erase(0, window.size() - std::min(window.size(), text.size() - 1));
-    }
+        return true;
+    });
 }
 
 }  // namespace armdock

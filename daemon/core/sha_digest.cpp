@@ -12,7 +12,7 @@
 #include <system_error>
 #include <vector>
 
-#include "unique_fd.hpp"
+#include "durable_fs.hpp"
 
 namespace armdock {
 
@@ -34,21 +34,11 @@ std::string toHex(const unsigned char* bytes, unsigned size)
 
 std::string digestOfFile(Digest::Algorithm algorithm, const std::filesystem::path& file)
 {
-    UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!fd)
-        throw std::system_error(errno, std::generic_category(), "cannot open " + file.string());
     Digest digest(algorithm);
-    std::vector<unsigned char> buffer(chunkSize);
-    for (;;) {
-        ssize_t got = ::read(fd.get(), buffer.data(), buffer.size());
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            throw std::system_error(errno, std::generic_category(), "cannot read " + file.string());
-        if (got == 0)
-            break;
-        digest.update(buffer.data(), static_cast<std::size_t>(got));
-    }
+    readInChunks(file, chunkSize, [&](const char* data, std::size_t size) {
+        digest.update(data, size);
+        return true;
+    });
     return digest.hexDigest();
 }
 
