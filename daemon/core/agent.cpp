@@ -94,6 +94,8 @@ struct Agent::Impl {
         m.service = config.docker.service;
         m.restartTimeout = seconds(config.docker.stopTimeoutSec + config.docker.startTimeoutSec);
         m.socketPath = config.docker.socket.string();
+        m.expectContainersBack = config.docker.expectContainersBack;
+        m.healthTimeout = seconds(config.docker.healthTimeoutSec);
         return m;
     }
 

@@ -34,6 +34,7 @@ void EngineMonitor::reconfigure(MonitorSettings settings)
     settings_ = std::move(settings);
     gaveUp_ = false;
     failures_ = 0;
+    missingAfterRestart_.clear();  // a reload acknowledges containers that did not come back
     start();
 }
 
@@ -60,9 +61,9 @@ void EngineMonitor::arm()
     });
 }
 
-void EngineMonitor::setHealthy(bool healthy, const std::string& reason)
+void EngineMonitor::setHealthy(bool healthy, const std::string& reason, bool announceAgain)
 {
-    if (healthy_ == healthy)
+    if (healthy_ == healthy && !announceAgain)
         return;
     healthy_ = healthy;
     if (healthy)
@@ -108,7 +109,9 @@ Task<void> EngineMonitor::checkOnce()
         co_return;  // one started while we pinged: its stop is not a failure
     if (problem.empty()) {
         failures_ = 0;
-        setHealthy(true, "the engine answers /_ping on " + settings_.socketPath);
+        co_await noteContainers(timeout);
+        if (missingAfterRestart_.empty())
+            setHealthy(true, "the engine answers /_ping on " + settings_.socketPath);
         co_return;
     }
     ++failures_;
@@ -139,6 +142,62 @@ Task<void> EngineMonitor::checkOnce()
         co_await units_.restartUnit(settings_.service, settings_.restartTimeout);
     } catch (const std::exception& e) {
         spdlog::error("health monitor: restart of {} failed: {}", settings_.service, e.what());
+        co_return;
+    }
+    co_await waitForContainersAfterRestart();
+}
+
+// On a healthy tick: which containers would have to come back after a
+// restart, and whether those missing after our last restart run again.
+Task<void> EngineMonitor::noteContainers(milliseconds timeout)
+{
+    if (!settings_.expectContainersBack) {
+        expectedBack_.clear();
+        missingAfterRestart_.clear();
+        co_return;
+    }
+    std::vector<ContainerSummary> all;
+    try {
+        all = co_await engine_.containers(timeout);
+    } catch (const std::exception& e) {
+        spdlog::debug("health monitor: cannot list containers: {}", e.what());
+        co_return;
+    }
+    if (!missingAfterRestart_.empty()) {
+        std::vector<ContainerSummary> still;
+        for (const auto& m : missingAfterRestart_) {
+            auto it = std::find_if(all.begin(), all.end(), [&](const ContainerSummary& c) { return c.id == m.id; });
+            if (it == all.end() || it->state != "running")
+                still.push_back(m);
+        }
+        missingAfterRestart_ = std::move(still);
+        if (!missingAfterRestart_.empty())
+            co_return;  // keep the list from before our restart: it is what must come back
+        spdlog::info("health monitor: the containers missing after the restart of {} run again", settings_.service);
+    }
+    expectedBack_ = containersExpectedBack(all);
+}
+
+Task<void> EngineMonitor::waitForContainersAfterRestart()
+{
+    if (!settings_.expectContainersBack || expectedBack_.empty())
+        co_return;
+    HealthExpectations expect;
+    expect.serviceUnit = settings_.service;
+    expect.socketPath = settings_.socketPath;
+    expect.timeout = settings_.healthTimeout;
+    expect.containersBack = expectedBack_;
+    const auto deadline = steady_clock::now() + settings_.healthTimeout;
+    try {
+        co_await waitForContainers(engine_, expect, deadline);
+        spdlog::info("health monitor: {} restarted; its {} container(s) with a restart policy run again", settings_.service,
+                     expectedBack_.size());
+    } catch (const HealthCheckFailed& e) {
+        missingAfterRestart_ = expectedBack_;
+        const std::string why = settings_.service + " was restarted by the health monitor, but " + e.what() +
+                                "; Healthy stays false until they run again (or `systemctl reload armdock-agent`)";
+        spdlog::error("health monitor: {}", why);
+        setHealthy(false, why, true);
     }
 }
 

@@ -2,6 +2,10 @@
 // pinged; after monitor_failures failures in a row it is restarted through
 // systemd, at most max_restarts_per_hour times an hour. Past that it stops
 // acting and says why. It never acts while a transaction runs.
+// Containers: each healthy tick also notes which containers run with a restart
+// policy (always, unless-stopped); after a restart of its own the monitor waits
+// for those to run again, and while any does not, Healthy stays false and the
+// reason names them (until they run, are removed, or the agent is reloaded).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -12,9 +16,11 @@
 #include <deque>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "async.hpp"
 #include "engine_api.hpp"
+#include "health_check.hpp"
 #include "unit_control.hpp"
 
 namespace armdock {
@@ -26,6 +32,8 @@ struct MonitorSettings {
     std::string service = "docker.service";
     std::chrono::milliseconds restartTimeout{90000};
     std::string socketPath;  // for messages
+    bool expectContainersBack = true;
+    std::chrono::milliseconds healthTimeout{60000};  // after a restart: engine and containers back within this
 };
 
 class EngineMonitor {
@@ -53,8 +61,11 @@ public:
 
 private:
     void arm();
-    void setHealthy(bool healthy, const std::string& reason);
+    // Signals a change; `announceAgain` signals a new reason while the value stays.
+    void setHealthy(bool healthy, const std::string& reason, bool announceAgain = false);
     bool restartAllowed(std::chrono::steady_clock::time_point now);
+    Task<void> noteContainers(std::chrono::milliseconds timeout);
+    Task<void> waitForContainersAfterRestart();
 
     boost::asio::io_context& io_;
     EngineApi& engine_;
@@ -69,6 +80,8 @@ private:
     unsigned failures_ = 0;
     unsigned restarts_ = 0;
     std::deque<std::chrono::steady_clock::time_point> recentRestarts_;
+    std::vector<ContainerSummary> expectedBack_;        // from the last healthy tick
+    std::vector<ContainerSummary> missingAfterRestart_;  // did not come back after our restart
 };
 
 }  // namespace armdock

@@ -232,7 +232,24 @@ Task<void> checkGrace(EngineApi& engine, UnitControl& units, const HealthExpecta
     }
 }
 
-Task<void> checkContainers(EngineApi& engine, const HealthExpectations& expect, Clock::time_point deadline)
+std::string describeContainer(const ContainerSummary& c)
+{
+    const auto shortId = c.id.substr(0, 12);
+    return c.name.empty() ? shortId : c.name + " (" + shortId + ")";
+}
+
+}  // namespace
+
+std::vector<ContainerSummary> containersExpectedBack(const std::vector<ContainerSummary>& all)
+{
+    std::vector<ContainerSummary> back;
+    for (const auto& c : all)
+        if (c.state == "running" && (c.restartPolicy == "always" || c.restartPolicy == "unless-stopped"))
+            back.push_back(c);
+    return back;
+}
+
+Task<void> waitForContainers(EngineApi& engine, const HealthExpectations& expect, Clock::time_point deadline)
 {
     std::string lastSeen;
     for (;;) {
@@ -241,14 +258,12 @@ Task<void> checkContainers(EngineApi& engine, const HealthExpectations& expect, 
             std::vector<std::string> missing;
             for (const auto& wanted : expect.containersBack) {
                 auto it = std::find_if(list.begin(), list.end(), [&](const ContainerSummary& c) {
-                    return c.id == wanted || (c.id.size() > wanted.size() && c.id.compare(0, wanted.size(), wanted) == 0);
+                    return c.id == wanted.id || (c.id.size() > wanted.id.size() && c.id.compare(0, wanted.id.size(), wanted.id) == 0);
                 });
-                const auto shortId = wanted.substr(0, 12);
                 if (it == list.end()) {
-                    missing.push_back(shortId + " (gone)");
+                    missing.push_back(describeContainer(wanted) + ": gone from the engine");
                 } else if (it->state != "running") {
-                    missing.push_back(shortId + (it->name.empty() ? "" : " " + it->name) + " (" +
-                                      (it->state.empty() ? "unknown state" : it->state) + ")");
+                    missing.push_back(describeContainer(wanted) + ": " + (it->state.empty() ? "unknown state" : it->state));
                 }
             }
             if (missing.empty()) {
@@ -272,6 +287,8 @@ Task<void> checkContainers(EngineApi& engine, const HealthExpectations& expect, 
                                               " started: " + lastSeen +
                                               "; see docker ps -a and " + journalHint(expect));
 }
+
+namespace {
 
 Task<void> checkSmoke(boost::asio::thread_pool& pool, const HealthExpectations& expect, Clock::time_point deadline)
 {
@@ -495,7 +512,7 @@ Task<void> runHealthCheck(EngineApi& engine, UnitControl& units, boost::asio::th
 
     if (!expect.containersBack.empty()) {
         report(progress, "waiting for " + std::to_string(expect.containersBack.size()) + " container(s) to run again");
-        co_await checkContainers(engine, expect, deadline);
+        co_await waitForContainers(engine, expect, deadline);
     }
 
     if (!expect.smokeCommand.empty()) {

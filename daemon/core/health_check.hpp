@@ -5,8 +5,9 @@
 //   initsha1  where /info reports InitSha1, it equals expectedInitSha1
 //   grace     for `grace`, the unit stays active with the same main PID and
 //             the ping keeps answering (checked every 100 ms)
-//   containers  every container in `containersBack` runs again (within the
-//             remaining timeout)
+//   containers  every container in `containersBack` (those that ran with a
+//             restart policy before the stop) runs again within the
+//             remaining timeout
 //   smoke     the smoke command exits 0 (run off the loop, killed at the timeout)
 #pragma once
 
@@ -44,7 +45,7 @@ struct HealthExpectations {
     std::chrono::milliseconds timeout{60000};  // from the start job's end to a passing check
     std::chrono::milliseconds grace{5000};
     std::vector<std::string> smokeCommand;
-    std::vector<std::string> containersBack;  // ids of containers that must run again
+    std::vector<ContainerSummary> containersBack;  // seen running before the stop; must run again
 };
 
 // Progress callback: a one-line message per sub-check ("waiting for /_ping", ...).
@@ -55,6 +56,15 @@ Task<void> runHealthCheck(EngineApi& engine, UnitControl& units, boost::asio::th
 
 // Runs argv off the loop; returns exit status (or throws HealthCheckFailed("smoke", ...)
 // when it cannot start, is killed, or exceeds timeout).
+// Waits until every container of `expect.containersBack` runs again, polling
+// GET /containers/json; throws HealthCheckFailed("containers", ...) naming each
+// missing one at `deadline`. Also used by the monitor after its own restart.
+Task<void> waitForContainers(EngineApi& engine, const HealthExpectations& expect, std::chrono::steady_clock::time_point deadline);
+
+// Running containers whose restart policy brings them back with the engine
+// ("always", "unless-stopped"): what a planned restart must not lose.
+std::vector<ContainerSummary> containersExpectedBack(const std::vector<ContainerSummary>& all);
+
 int runCommandWithTimeout(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, std::string* output);
 
 }  // namespace armdock

@@ -78,23 +78,22 @@ Task<void> TransactionRunner::startEngine()
     co_await s_.units.startUnit(config_.docker.service, timeout);
 }
 
-Task<std::vector<std::string>> TransactionRunner::containersToBringBack()
+Task<std::vector<ContainerSummary>> TransactionRunner::containersToBringBack()
 {
-    std::vector<std::string> ids;
+    std::vector<ContainerSummary> back;
     if (!config_.docker.expectContainersBack)
-        co_return ids;
+        co_return back;
     try {
-        for (const auto& c : co_await s_.engine.containers(seconds(5)))
-            if (c.state == "running" && (c.restartPolicy == "always" || c.restartPolicy == "unless-stopped"))
-                ids.push_back(c.id);
+        auto all = co_await s_.engine.containers(seconds(5));
+        back = containersExpectedBack(all);
     } catch (const std::exception& e) {
         spdlog::warn("cannot list the running containers before the stop ({}); they will not be checked afterwards", e.what());
     }
-    co_return ids;
+    co_return back;
 }
 
 Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
-                                          milliseconds timeout, std::vector<std::string> containersBack, bool runSmoke)
+                                          milliseconds timeout, std::vector<ContainerSummary> containersBack, bool runSmoke)
 {
     // A rollback's check is part of rolling back: keep showing that state.
     const std::string state = runSmoke ? "checking" : "rolling-back";
@@ -154,7 +153,7 @@ void TransactionRunner::removeLeftovers(const JournalBegin& begin)
 
 Task<TransactionOutcome> TransactionRunner::rollBack(const std::string& tx, const BackupSet& set, const std::vector<std::string>& swapped,
                                                      const std::string& why, const std::string& resultIfRestored,
-                                                     std::vector<std::string> containersBack)
+                                                     std::vector<ContainerSummary> containersBack)
 {
     spdlog::error("transaction {}: {}; rolling back to backup set {} ({})", tx, why, set.id, set.version);
     report("rolling-back", 85, "rolling back to " + (set.version.empty() ? set.id : set.version));
@@ -473,7 +472,7 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
     for (const auto& step : journal.steps)
         if (step.step == "swap" && std::find(swapped.begin(), swapped.end(), step.detail) == swapped.end())
             swapped.push_back(step.detail);
-    std::vector<std::string> none;
+    std::vector<ContainerSummary> none;  // recovery cannot know what ran before the crash
     // Like a transaction that rolled back, a recovered one adds no backup: the
     // set it saved is the one installed again.
     const bool backupIsNew = journal.has("backup-new");

@@ -77,11 +77,11 @@ private:
     Task<void> stopEngine();
     Task<void> startEngine();
     Task<void> checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
-                           std::chrono::milliseconds timeout, std::vector<std::string> containersBack, bool runSmoke);
-    Task<std::vector<std::string>> containersToBringBack();
+                           std::chrono::milliseconds timeout, std::vector<ContainerSummary> containersBack, bool runSmoke);
+    Task<std::vector<ContainerSummary>> containersToBringBack();
     Task<void> restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& transaction);
     Task<TransactionOutcome> rollBack(const std::string& transaction, const BackupSet& set, const std::vector<std::string>& swapped,
-                                      const std::string& why, const std::string& resultIfRestored, std::vector<std::string> containersBack);
+                                      const std::string& why, const std::string& resultIfRestored, std::vector<ContainerSummary> containersBack);
     void removeLeftovers(const JournalBegin& begin);
     void report(const std::string& state, unsigned percent, const std::string& message);
 

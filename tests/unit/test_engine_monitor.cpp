@@ -1,10 +1,15 @@
 // The health monitor's decisions with a fake engine and fake systemd: when it
-// restarts, how the hourly limit holds, and that it stays out of transactions.
+// restarts, how the hourly limit holds, that it stays out of transactions, and
+// that containers with a restart policy must come back after its restart.
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <functional>
+#include <memory>
 
 #include "core/engine_monitor.hpp"
 
@@ -26,17 +31,26 @@ public:
     }
     Task<std::string> version(milliseconds) override { co_return "1.0"; }
     Task<std::optional<std::string>> initSha1(milliseconds) override { co_return std::nullopt; }
-    Task<std::vector<ContainerSummary>> containers(milliseconds) override { co_return std::vector<ContainerSummary>{}; }
+    std::vector<ContainerSummary> containerList;
+    Task<std::vector<ContainerSummary>> containers(milliseconds) override
+    {
+        if (!answers)
+            throw EngineUnreachable("docker socket /run/docker.sock: no answer");
+        co_return containerList;
+    }
 };
 
 class CountingUnits final : public UnitControl {
 public:
     std::vector<std::string> restarted;
+    std::function<void()> onRestart;
     Task<void> stopUnit(const std::string&, milliseconds) override { co_return; }
     Task<void> startUnit(const std::string&, milliseconds) override { co_return; }
     Task<void> restartUnit(const std::string& unit, milliseconds) override
     {
         restarted.push_back(unit);
+        if (onRestart)
+            onRestart();
         co_return;
     }
     Task<std::string> activeState(const std::string&) override { co_return "active"; }
@@ -140,6 +154,99 @@ TEST_F(EngineMonitorTest, TheTimerDrivesIt)
     io.run_for(milliseconds(20));
     EXPECT_EQ(units.restarted.size(), 1u);
     EXPECT_GE(engine.pings, 3);
+}
+
+const std::string webId = "6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745";
+const std::string batchId = "c0080773c1d88033552c28e9a9720837718a924b2c2858b720dfdfb276f3a5d8";
+
+TEST_F(EngineMonitorTest, ContainersMissingAfterItsRestartKeepItUnhealthyUntilTheyRun)
+{
+    settings.healthTimeout = milliseconds(300);
+    EngineMonitor monitor(io, engine, units, settings, hooks);
+    engine.containerList = {{webId, "web", "running", "always"}, {batchId, "batch", "running", "no"}};
+    tick(monitor);  // healthy: notes that web must come back (batch has no restart policy)
+    engine.answers = false;
+    units.onRestart = [this] {  // the engine comes back without web
+        engine.answers = true;
+        engine.containerList = {{batchId, "batch", "exited", "no"}};
+    };
+    tick(monitor, 3);
+    ASSERT_EQ(units.restarted.size(), 1u);
+    EXPECT_FALSE(monitor.healthy());
+    ASSERT_EQ(changes.size(), 2u);  // the failed pings, then the missing container: a new reason
+    EXPECT_FALSE(changes[1].first);
+    EXPECT_NE(changes[1].second.find("web (6f7bacc6fbea): gone from the engine"), std::string::npos) << changes[1].second;
+    EXPECT_EQ(changes[1].second.find("batch"), std::string::npos) << changes[1].second;
+
+    tick(monitor, 2);  // pings answer, web is still missing
+    EXPECT_FALSE(monitor.healthy());
+    EXPECT_EQ(changes.size(), 2u);
+
+    engine.containerList.push_back({webId, "web", "running", "always"});
+    tick(monitor);
+    EXPECT_TRUE(monitor.healthy());
+    EXPECT_EQ(changes.size(), 3u);
+}
+
+TEST_F(EngineMonitorTest, ContainersThatComeBackAfterItsRestartLeaveItHealthy)
+{
+    settings.healthTimeout = milliseconds(2000);
+    EngineMonitor monitor(io, engine, units, settings, hooks);
+    engine.containerList = {{webId, "web", "running", "unless-stopped"}};
+    tick(monitor);
+    engine.answers = false;
+    units.onRestart = [this] {
+        engine.answers = true;
+        engine.containerList = {{webId, "web", "restarting", "unless-stopped"}};
+    };
+    auto comesBack = std::make_shared<boost::asio::steady_timer>(io, milliseconds(250));
+    tick(monitor, 2);
+    comesBack->async_wait([this](const boost::system::error_code&) { engine.containerList[0].state = "running"; });
+    const auto before = steady_clock::now();
+    tick(monitor);  // restart, then waits for web
+    EXPECT_GE(steady_clock::now() - before, milliseconds(200));
+    EXPECT_EQ(units.restarted.size(), 1u);
+    tick(monitor);
+    EXPECT_TRUE(monitor.healthy());
+    ASSERT_EQ(changes.size(), 2u);  // unhealthy for the failed pings, healthy again
+    EXPECT_TRUE(changes[1].first);
+}
+
+TEST_F(EngineMonitorTest, AReloadAcknowledgesContainersThatDidNotComeBack)
+{
+    settings.healthTimeout = milliseconds(200);
+    EngineMonitor monitor(io, engine, units, settings, hooks);
+    engine.containerList = {{webId, "web", "running", "always"}};
+    tick(monitor);
+    engine.answers = false;
+    units.onRestart = [this] {
+        engine.answers = true;
+        engine.containerList.clear();
+    };
+    tick(monitor, 3);
+    EXPECT_FALSE(monitor.healthy());
+    monitor.reconfigure(settings);
+    monitor.stop();
+    tick(monitor);
+    EXPECT_TRUE(monitor.healthy());
+}
+
+TEST_F(EngineMonitorTest, WithoutExpectContainersBackItDoesNotWaitForThem)
+{
+    settings.expectContainersBack = false;
+    settings.healthTimeout = milliseconds(5000);
+    EngineMonitor monitor(io, engine, units, settings, hooks);
+    engine.containerList = {{webId, "web", "running", "always"}};
+    tick(monitor);
+    engine.answers = false;
+    units.onRestart = [this] {
+        engine.answers = true;
+        engine.containerList.clear();
+    };
+    const auto before = steady_clock::now();
+    tick(monitor, 4);
+    EXPECT_LT(steady_clock::now() - before, milliseconds(1000));
+    EXPECT_TRUE(monitor.healthy());
 }
 
 }  // namespace

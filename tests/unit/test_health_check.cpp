@@ -167,7 +167,7 @@ TEST_F(HealthCheckTest, PassesWhenEverythingHolds)
     expect.expectedInitSha1 = "0f4a5c6e2b1d3e7f8a9b0c1d2e3f4a5b6c7d8e9f";
     engine.initSha1Value = "0F4A5C6E2B1D3E7F8A9B0C1D2E3F4A5B6C7D8E9F";  // the engine prints it in upper case
     expect.grace = 300ms;
-    expect.containersBack = {"6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745"};
+    expect.containersBack = {container("6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745", "running")};
     engine.containerList = {container("6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745", "running")};
     expect.smokeCommand = {"/bin/true"};
 
@@ -358,30 +358,30 @@ TEST_F(HealthCheckTest, SmokeCommandRunsOffTheLoop)
 TEST_F(HealthCheckTest, MissingContainerFailsAfterTheTimeout)
 {
     expect.timeout = 400ms;
-    expect.containersBack = {"6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745"};
+    expect.containersBack = {container("6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745", "running")};
     engine.containerList = {container("c0080773c1d88033552c28e9a9720837718a924b2c2858b720dfdfb276f3a5d8", "running")};
     auto failure = run();
     ASSERT_TRUE(failure);
     EXPECT_EQ(failure->check(), "containers");
     EXPECT_GE(elapsed, 400ms);
     EXPECT_LT(elapsed, 700ms);
-    EXPECT_NE(std::string(failure->what()).find("6f7bacc6fbea (gone)"), std::string::npos) << failure->what();
+    EXPECT_NE(std::string(failure->what()).find("c (6f7bacc6fbea): gone from the engine"), std::string::npos) << failure->what();
 }
 
 TEST_F(HealthCheckTest, ExitedContainerFailsNamingItsState)
 {
     expect.timeout = 300ms;
-    expect.containersBack = {"6f7bacc6fbea"};
+    expect.containersBack = {container("6f7bacc6fbea", "running")};
     engine.containerList = {container("6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745", "exited")};
     auto failure = run();
     ASSERT_TRUE(failure);
     EXPECT_EQ(failure->check(), "containers");
-    EXPECT_NE(std::string(failure->what()).find("6f7bacc6fbea c (exited)"), std::string::npos) << failure->what();
+    EXPECT_NE(std::string(failure->what()).find("c (6f7bacc6fbea): exited"), std::string::npos) << failure->what();
 }
 
 TEST_F(HealthCheckTest, ContainerThatComesBackLaterPasses)
 {
-    expect.containersBack = {"6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745"};
+    expect.containersBack = {container("6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745", "running")};
     engine.containerList = {container("6f7bacc6fbea531eec2e7924a380489ceba100e6ab652b39409433300c788745", "restarting")};
     engine.containersHook = [](std::vector<ContainerSummary>& list, int call) {
         if (call >= 3) {
