@@ -1,0 +1,233 @@
+// A client that keeps connecting to the Docker socket during a whole upgrade
+// (GET /_ping about every millisecond) must not restart the old engine through
+// socket activation between the stop and the swap: the engine that runs
+// afterwards is the new file, started once. Real parts: systemd user manager,
+// dbus-daemon, socket-activated dockerd.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstring>
+
+#include <atomic>
+#include <cstdio>
+#include <set>
+#include <thread>
+
+#include "agent_sandbox_fixture.hpp"
+
+namespace armdock::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// How often dockerd has started: the "Starting up" lines it writes to the
+// sandbox's docker log (StandardOutput=append), one per start.
+int dockerdStarts(const Sandbox& sandbox)
+{
+    const fs::path log = sandbox.dir() / "logs/docker.log";
+    const std::string text = fs::exists(log) ? readFile(log) : std::string();
+    int count = 0;
+    for (auto at = text.find("Starting up"); at != std::string::npos; at = text.find("Starting up", at + 1))
+        ++count;
+    return count;
+}
+
+std::string exeOf(pid_t pid)
+{
+    std::error_code ec;
+    return fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).string();
+}
+
+std::string systemdProperty(const Sandbox& sandbox, const std::string& unit, const std::string& property)
+{
+    auto r = sandbox.systemctl({"show", "--property=" + property, "--value", unit}, 10s);
+    std::string value = r.output;
+    while (!value.empty() && (value.back() == '\n' || value.back() == ' '))
+        value.pop_back();
+    return value;
+}
+
+// A unit's timestamp property from systemd over D-Bus: microseconds since
+// the epoch (CLOCK_REALTIME), 0 when it never happened.
+std::uint64_t unitTimestamp(const Sandbox& sandbox, const std::string& unit, const std::string& interface,
+                            const std::string& property)
+{
+    std::string path = "/org/freedesktop/systemd1/unit/";
+    for (unsigned char c : unit) {
+        if (std::isalnum(c)) {
+            path += static_cast<char>(c);
+        } else {
+            char escaped[4];
+            std::snprintf(escaped, sizeof escaped, "_%02x", c);
+            path += escaped;
+        }
+    }
+    auto r = sandbox.busctl({"get-property", "org.freedesktop.systemd1", path, "org.freedesktop.systemd1." + interface, property});
+    if (r.exitCode != 0 || !r.output.starts_with("t "))
+        throw std::runtime_error("busctl get-property " + unit + " " + property + ": " + r.output);
+    return std::stoull(r.output.substr(2));
+}
+
+// When the swap renamed the engine into place: rename(2) sets the inode's
+// ctime, and nothing changes the installed file's metadata after that
+// (microseconds since the epoch; the kernel's coarse clock, at most a tick early).
+std::uint64_t renamedAt(const fs::path& file)
+{
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0)
+        throw std::runtime_error("stat " + file.string() + ": " + std::strerror(errno));
+    return static_cast<std::uint64_t>(st.st_ctim.tv_sec) * 1000000u + static_cast<std::uint64_t>(st.st_ctim.tv_nsec) / 1000u;
+}
+
+enum class Ping { Ok, Refused, NoAnswer };
+
+// One client visit: connect to the socket, GET /_ping (HTTP/1.0), read the
+// answer. Refused: nothing listens on the socket (connect fails with
+// ECONNREFUSED), so a connection cannot wake an engine either.
+Ping pingOnce(const fs::path& socketPath, std::chrono::milliseconds timeout)
+{
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return Ping::NoAnswer;
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socketPath.c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        return errno == ECONNREFUSED ? Ping::Refused : Ping::NoAnswer;
+    const std::string request = "GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+        return Ping::NoAnswer;
+    std::string response;
+    char buffer[1024];
+    for (;;) {
+        const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n > 0)
+            response.append(buffer, static_cast<std::size_t>(n));
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            break;  // the end, a timeout or a reset
+    }
+    const bool ok = response.starts_with("HTTP/1.") && response.find(" 200 ") != std::string::npos && response.ends_with("\r\n\r\nOK");
+    return ok ? Ping::Ok : Ping::NoAnswer;
+}
+
+class SocketClientsTest : public AgentSandboxTest {};
+
+TEST_F(SocketClientsTest, AClientPingingThroughTheWholeUpgradeDoesNotRestartTheOldEngine)
+{
+    startAll();
+    const pid_t oldPid = sandbox->dockerMainPid();
+    ASSERT_GT(oldPid, 0);
+    const int startsBefore = dockerdStarts(*sandbox);
+    ASSERT_GE(startsBefore, 1) << "dockerd's log has no \"Starting up\" line: the start count below would mean nothing";
+    const fs::path engine = newGoodEngine("socket-client");
+    const std::string newSha = sha256Of(engine);
+
+    // The client: connect, GET /_ping, close; again after a millisecond.
+    std::atomic<bool> stop{false};
+    long attempts = 0, failures = 0, refused = 0;
+    Clock::duration longestGap{};
+    Clock::time_point firstFailure{}, lastFailure{};
+    std::thread pinger([&] {
+        auto lastOk = Clock::now();
+        while (!stop.load()) {
+            const Ping ping = pingOnce(sandbox->dockerSocket(), 500ms);
+            const auto now = Clock::now();
+            ++attempts;
+            if (ping == Ping::Ok) {
+                longestGap = std::max(longestGap, now - lastOk);
+                lastOk = now;
+            } else {
+                if (failures++ == 0)
+                    firstFailure = now;
+                lastFailure = now;
+                refused += ping == Ping::Refused ? 1 : 0;
+            }
+            std::this_thread::sleep_for(1ms);
+        }
+        longestGap = std::max(longestGap, Clock::now() - lastOk);
+    });
+    // Every dockerd that starts writes its PID file at once: note each PID seen.
+    std::set<pid_t> enginePids;
+    std::thread pidWatcher([&] {
+        const fs::path pidFile = sandbox->dir() / "docker/docker.pid";
+        while (!stop.load()) {
+            std::ifstream in(pidFile);
+            pid_t pid = 0;
+            if (in >> pid && pid > 0)
+                enginePids.insert(pid);
+            std::this_thread::sleep_for(1ms);
+        }
+    });
+
+    std::this_thread::sleep_for(300ms);  // the client is in its loop before the upgrade starts
+    const auto upgradeStart = Clock::now();
+    std::string tx;
+    std::string result;
+    try {
+        tx = client->upgrade({{"docker", engine.string()}}, {{"sha256.docker", sdbus::Variant(newSha)}});
+        result = client->waitFinished(tx, 120s);
+    } catch (const std::exception& e) {
+        result = e.what();
+    }
+    const double upgradeSeconds = std::chrono::duration<double>(Clock::now() - upgradeStart).count();
+    std::this_thread::sleep_for(300ms);  // and a little past its end
+    stop = true;
+    pinger.join();
+    pidWatcher.join();
+
+    const pid_t newPid = sandbox->dockerMainPid();
+    const int newStarts = dockerdStarts(*sandbox) - startsBefore;
+    std::string pids;
+    for (pid_t p : enginePids)
+        pids += (pids.empty() ? "" : ",") + std::to_string(p);
+    std::printf("[socket] upgrade %s in %.1f s; %ld pings, %ld failed (%ld refused at connect; from %.3f s to %.3f s of the upgrade), longest gap between "
+                "answers %.0f ms; dockerd started %d time(s); engine PIDs seen %s (old %d, new %d)\n",
+                result.c_str(), upgradeSeconds, attempts, failures, refused,
+                failures ? std::chrono::duration<double>(firstFailure - upgradeStart).count() : 0.0,
+                failures ? std::chrono::duration<double>(lastFailure - upgradeStart).count() : 0.0,
+                std::chrono::duration<double, std::milli>(longestGap).count(), newStarts, pids.c_str(), oldPid, newPid);
+
+    ASSERT_EQ(result, "success") << client->property("LastError");
+    EXPECT_EQ(sha256Of(sandbox->payloadPath("docker")), newSha);
+    // The engine running now is the new file, and it is the only start.
+    ASSERT_GT(newPid, 0);
+    EXPECT_NE(newPid, oldPid);
+    EXPECT_EQ(exeOf(newPid), sandbox->payloadPath("docker").string()) << "(deleted) means an engine started before the swap";
+    EXPECT_EQ(sha256Of("/proc/" + std::to_string(newPid) + "/exe"), newSha);
+    EXPECT_EQ(newStarts, 1) << "dockerd started more than once during the upgrade: the socket woke the old engine";
+    EXPECT_EQ(enginePids, (std::set<pid_t>{oldPid, newPid})) << pids;
+    EXPECT_EQ(systemdProperty(*sandbox, "docker.service", "NRestarts"), "0");
+    // And in systemd's own record: docker.socket was started again after the
+    // swap (a start of an active unit changes nothing, so it had been
+    // stopped), and dockerd's process was exec'd after the swap.
+    const std::uint64_t swappedAt = renamedAt(sandbox->payloadPath("docker"));
+    const std::uint64_t socketUp = unitTimestamp(*sandbox, "docker.socket", "Unit", "ActiveEnterTimestamp");
+    const std::uint64_t engineExec = unitTimestamp(*sandbox, "docker.service", "Service", "ExecMainStartTimestamp");
+    std::printf("[socket] after the swap: docker.socket listening again %+.3f s, dockerd exec'd %+.3f s\n",
+                (static_cast<double>(socketUp) - static_cast<double>(swappedAt)) / 1e6,
+                (static_cast<double>(engineExec) - static_cast<double>(swappedAt)) / 1e6);
+    EXPECT_GT(socketUp, swappedAt) << "docker.socket was not stopped and started again around the swap";
+    EXPECT_GT(engineExec, swappedAt) << "dockerd was started before the swap";
+    // While the socket was down, connections were refused at once: nothing
+    // queued in a backlog that would wake the engine.
+    EXPECT_GT(refused, 0);
+    // The client really ran through the upgrade, and the engine answers it again.
+    EXPECT_GT(attempts, 100);
+    EXPECT_TRUE(sandbox->ping());
+}
+
+}  // namespace
+}  // namespace armdock::test

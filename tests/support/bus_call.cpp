@@ -1,0 +1,100 @@
+// armdock-bus-call: one call to io.armdock.Agent1, for tests that run it as
+// another user (`setpriv --reuid=65534 ... armdock-bus-call ADDRESS WHAT`).
+// Unlike busctl it prints the D-Bus error *name*, so a test can tell the
+// bus's refusal (org.freedesktop.DBus.Error.AccessDenied) from the agent's
+// (io.armdock.Agent1.Error.AccessDenied).
+//
+//   WHAT: Upgrade | Rollback | Cancel | ListBackups | Reload   the methods
+//         (Upgrade asks for a file that does not exist)
+//         Get:NAME | GetAll | Introspect | Ping                 the open interfaces
+//         Own                                                   request the agent's bus name
+//
+// Prints "ok VALUE" and exits 0, or "error NAME: MESSAGE" and exits 1;
+// exits 2 on a usage error or when the bus cannot be reached.
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* agentInterface = "io.armdock.Agent1";
+
+std::string call(sdbus::IConnection& connection, sdbus::IProxy& proxy, const std::string& what)
+{
+    if (what == "Own") {
+        connection.requestName("io.armdock.Agent1");
+        return "owner of io.armdock.Agent1";
+    }
+    if (what == "Upgrade") {
+        std::map<std::string, std::string> files{{"docker", "/nonexistent/armdock-bus-call/docker"}};
+        std::map<std::string, sdbus::Variant> options;
+        std::string tx;
+        proxy.callMethod("Upgrade").onInterface(agentInterface).withArguments(files, options).storeResultsTo(tx);
+        return tx;
+    }
+    if (what == "Rollback") {
+        std::string tx;
+        proxy.callMethod("Rollback").onInterface(agentInterface).storeResultsTo(tx);
+        return tx;
+    }
+    if (what == "Cancel" || what == "Reload") {
+        proxy.callMethod(what).onInterface(agentInterface);
+        return "done";
+    }
+    if (what == "ListBackups") {
+        std::vector<sdbus::Struct<std::string, std::uint64_t, std::string>> backups;
+        proxy.callMethod("ListBackups").onInterface(agentInterface).storeResultsTo(backups);
+        return std::to_string(backups.size()) + " backups";
+    }
+    if (what.starts_with("Get:")) {
+        sdbus::Variant value = proxy.getProperty(what.substr(4)).onInterface(agentInterface);
+        return value.peekValueType() == "s" ? value.get<std::string>() : value.peekValueType();
+    }
+    if (what == "GetAll") {
+        std::map<std::string, sdbus::Variant> all;
+        proxy.callMethod("GetAll").onInterface("org.freedesktop.DBus.Properties").withArguments(std::string(agentInterface)).storeResultsTo(all);
+        return std::to_string(all.size()) + " properties";
+    }
+    if (what == "Introspect") {
+        std::string xml;
+        proxy.callMethod("Introspect").onInterface("org.freedesktop.DBus.Introspectable").storeResultsTo(xml);
+        return xml.find("name=\"Upgrade\"") != std::string::npos ? "has Upgrade" : "no Upgrade";
+    }
+    if (what == "Ping") {
+        proxy.callMethod("Ping").onInterface("org.freedesktop.DBus.Peer");
+        return "pong";
+    }
+    throw std::invalid_argument("unknown call " + what);
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: armdock-bus-call ADDRESS WHAT\n");
+        return 2;
+    }
+    std::unique_ptr<sdbus::IConnection> connection;
+    std::unique_ptr<sdbus::IProxy> proxy;
+    try {
+        connection = sdbus::createSessionBusConnectionWithAddress(argv[1]);
+        proxy = sdbus::createProxy(*connection, "io.armdock.Agent1", "/io/armdock/Agent1");
+    } catch (const std::exception& e) {
+        std::printf("cannot connect to %s: %s\n", argv[1], e.what());
+        return 2;
+    }
+    try {
+        std::printf("ok %s\n", call(*connection, *proxy, argv[2]).c_str());
+        return 0;
+    } catch (const sdbus::Error& e) {
+        std::printf("error %s: %s\n", e.getName().c_str(), e.getMessage().c_str());
+        return 1;
+    } catch (const std::exception& e) {
+        std::printf("%s\n", e.what());
+        return 2;
+    }
+}
