@@ -151,6 +151,23 @@ void TransactionRunner::removeLeftovers(const JournalBegin& begin)
     }
 }
 
+Task<void> TransactionRunner::journalStep(const char* step)
+{
+    co_await runOffLoop(s_.pool, [this, step] {
+        s_.journal.record(step);
+        return 0;
+    });
+}
+
+Task<void> TransactionRunner::removeLeftoversAndJournal(const JournalBegin& begin)
+{
+    co_await runOffLoop(s_.pool, [this, &begin] {
+        removeLeftovers(begin);
+        s_.journal.clear();
+        return 0;
+    });
+}
+
 Task<TransactionOutcome> TransactionRunner::rollBack(const std::string& tx, const BackupSet& set, const std::vector<std::string>& swapped,
                                                      const std::string& why, const std::string& resultIfRestored,
                                                      std::vector<ContainerSummary> containersBack)
@@ -159,7 +176,7 @@ Task<TransactionOutcome> TransactionRunner::rollBack(const std::string& tx, cons
     report("rolling-back", 85, "rolling back to " + (set.version.empty() ? set.id : set.version));
     std::string failure;
     try {
-        s_.journal.record("rolling-back");
+        co_await journalStep("rolling-back");
         faultPoint("rollback-begin");
         co_await stopEngine();
         faultPoint("rollback-after-stop");
@@ -187,8 +204,7 @@ Task<TransactionOutcome> TransactionRunner::rollBack(const std::string& tx, cons
     for (const auto& p : config_.payloads)
         begin.payloads.push_back({p.name, p.path, {}, {}});
     if (failure.empty()) {
-        removeLeftovers(begin);
-        s_.journal.clear();
+        co_await removeLeftoversAndJournal(begin);
         const std::string restored = "the previous engine" + (set.version.empty() ? std::string() : " (" + set.version + ")") +
                                      " was restored and Docker answers";
         co_return TransactionOutcome{resultIfRestored, why + "; " + restored, set.version};
@@ -197,25 +213,28 @@ Task<TransactionOutcome> TransactionRunner::rollBack(const std::string& tx, cons
     spdlog::critical("transaction {}: rollback failed too: {}", tx, failure);
     std::string kept;
     try {
-        std::vector<std::pair<SetMember, fs::path>> files;
-        for (const auto& name : swapped) {
-            const PayloadSpec* spec = config_.findPayload(name);
-            if (!spec)
-                continue;
-            fs::path link = keptPathFor(spec->path, tx);
-            std::error_code ec;
-            bool present = fs::exists(link, ec);
-            files.push_back({SetMember{name, spec->path, present, present ? sha256OfFile(link) : ""}, link});
-        }
-        if (!files.empty()) {
-            BackupSet newSet = co_await runOffLoop(s_.pool, [&] { return s_.backups.keepFiles(files, ""); });
-            kept = " the failed new files are kept in backup " + newSet.id + " (" + newSet.dir.string() + "),";
-        }
+        // Hashing and copying the failed files: off the loop.
+        std::optional<BackupSet> newSet = co_await runOffLoop(s_.pool, [&]() -> std::optional<BackupSet> {
+            std::vector<std::pair<SetMember, fs::path>> files;
+            for (const auto& name : swapped) {
+                const PayloadSpec* spec = config_.findPayload(name);
+                if (!spec)
+                    continue;
+                fs::path link = keptPathFor(spec->path, tx);
+                std::error_code ec;
+                bool present = fs::exists(link, ec);
+                files.push_back({SetMember{name, spec->path, present, present ? sha256OfFile(link) : ""}, link});
+            }
+            if (files.empty())
+                return std::nullopt;
+            return s_.backups.keepFiles(files, "");
+        });
+        if (newSet)
+            kept = " the failed new files are kept in backup " + newSet->id + " (" + newSet->dir.string() + "),";
     } catch (const std::exception& e) {
         kept = " the failed new files could not be kept (" + std::string(e.what()) + "),";
     }
-    removeLeftovers(begin);
-    s_.journal.clear();
+    co_await removeLeftoversAndJournal(begin);
     co_return TransactionOutcome{
         "failed",
         why + "; the rollback failed too: " + failure + ". Nothing more is tried:" + kept + " the previous set is in backup " + set.id +
@@ -310,8 +329,7 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
             return f;
         });
         if (plan.dryRun || s_.cancelRequested()) {
-            removeLeftovers(begin);
-            s_.journal.clear();
+            co_await removeLeftoversAndJournal(begin);
             if (s_.cancelRequested())
                 co_return TransactionOutcome{"cancelled", "cancelled by request before anything changed; Docker was not interrupted", ""};
             co_return TransactionOutcome{"success", "dry run: verified and staged; this set would install engine version " + facts.version +
@@ -330,7 +348,10 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
         });
         if (backup.set.id == facts.setId) {
             if (backup.created)
-                s_.backups.remove(backup.set.id);
+                co_await runOffLoop(s_.pool, [&] {
+                    s_.backups.remove(backup.set.id);
+                    return 0;
+                });
             throw AgentError(ErrorKind::PayloadRejected, "the requested engine set is already installed (set " + facts.setId + "); nothing to do");
         }
         // Stage the restore copies too, so that a rollback needs no copying and no free space.
@@ -350,22 +371,28 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
         refusal = describeException(std::current_exception());
     }
     if (!refusal.empty()) {
-        removeLeftovers(begin);
-        if (backup.created && backup.set.id != facts.setId)
-            s_.backups.remove(backup.set.id);
-        try {
-            s_.journal.clear();
-        } catch (const std::exception& e) {
-            spdlog::error("cannot remove the journal {}: {}", s_.journal.file().string(), e.what());
-        }
+        co_await runOffLoop(s_.pool, [&] {
+            removeLeftovers(begin);
+            if (backup.created && backup.set.id != facts.setId)
+                s_.backups.remove(backup.set.id);
+            try {
+                s_.journal.clear();
+            } catch (const std::exception& e) {
+                spdlog::error("cannot remove the journal {}: {}", s_.journal.file().string(), e.what());
+            }
+            return 0;
+        });
         co_return TransactionOutcome{"rejected", refusal + "; nothing was changed and Docker was not interrupted", ""};
     }
 
     if (s_.cancelRequested()) {
-        removeLeftovers(begin);
-        s_.journal.clear();
-        if (backup.created)
-            s_.backups.remove(backup.set.id);
+        co_await runOffLoop(s_.pool, [&] {
+            removeLeftovers(begin);
+            s_.journal.clear();
+            if (backup.created)
+                s_.backups.remove(backup.set.id);
+            return 0;
+        });
         co_return TransactionOutcome{"cancelled", "cancelled by request before Docker was stopped; nothing was changed", ""};
     }
 
@@ -377,7 +404,7 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
     bool cancelled = false;
     try {
         report("stopping", 50, "stopping " + config_.docker.service);
-        s_.journal.record("stopping");
+        co_await journalStep("stopping");
         faultPoint("before-stop");
         co_await stopEngine();
         faultPoint("after-stop");
@@ -417,10 +444,9 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
 
     if (failure.empty()) {
         report("checking", 95, "committing");
-        s_.journal.record("committed");
+        co_await journalStep("committed");
         faultPoint("after-commit");
-        removeLeftovers(begin);
-        s_.journal.clear();
+        co_await removeLeftoversAndJournal(begin);
         try {
             co_await runOffLoop(s_.pool, [&] {
                 s_.backups.prune(config_.agent.keepBackups, backup.set.id);

@@ -83,6 +83,10 @@ private:
     Task<TransactionOutcome> rollBack(const std::string& transaction, const BackupSet& set, const std::vector<std::string>& swapped,
                                       const std::string& why, const std::string& resultIfRestored, std::vector<ContainerSummary> containersBack);
     void removeLeftovers(const JournalBegin& begin);
+    // The journal and file clean-up fsync: they run off the loop, awaited, so
+    // the order still holds (the journal line is on disk before its step).
+    Task<void> journalStep(const char* step);
+    Task<void> removeLeftoversAndJournal(const JournalBegin& begin);
     void report(const std::string& state, unsigned percent, const std::string& message);
 
     const Config& config_;
