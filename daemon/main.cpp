@@ -2,12 +2,16 @@
 // agent and systemd together, then run. The logic lives in core/.
 #include <utility>  // before Boost 1.74 Asio headers, which need std::exchange
 
+#include <openssl/crypto.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <spdlog/spdlog.h>
+
+#include <malloc.h>
 
 #include <cstdio>
 #include <cstring>
@@ -71,11 +75,39 @@ int parseOptions(int argc, char** argv, Options& options)
     return -1;
 }
 
+// glibc's allocator, tuned for a daemon that idles for weeks between bursts
+// of file work (measured in bench/bench_footprint.cpp, README "Performance"):
+// - one arena: each pool thread that allocated got an arena of its own
+//   (64 MiB reserved, its touched pages kept), for no gain at this load;
+// - fixed thresholds: the 1 MiB read buffers of hashing and copying are always
+//   mmapped and given back when freed. With the default dynamic threshold the
+//   first freed buffer raised it to 1 MiB (and the trim threshold to 2 MiB),
+//   so later buffers stayed in the heap: 1 MiB of RssAnon, kept while idle.
+void tuneAllocator()
+{
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+}
+
+// OpenSSL serves only SHA-256 and SHA-1 here (EVP_sha256/EVP_sha1, default
+// provider). Without these flags its first use also read openssl.cnf and
+// kept its error strings and cipher/digest name tables: about 60 kB of heap
+// for nothing the agent uses.
+void initCrypto()
+{
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
+                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS,
+                        nullptr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
 {
     using namespace armdock;
+    tuneAllocator();
+    initCrypto();
     Options options;
     if (int code = parseOptions(argc, argv, options); code >= 0)
         return code;
@@ -178,6 +210,7 @@ int main(int argc, char** argv)
                 notifier.ready();
                 notifier.startWatchdog();
                 co_await agent.warmUp();
+                malloc_trim(0);  // what start-up freed goes back before the agent idles
                 spdlog::info("armdock-agent {} ready on the {} bus; engine {}", ARMDOCK_VERSION, config.agent.bus,
                              agent.status().currentVersion.empty() ? "not answering" : agent.status().currentVersion);
             },

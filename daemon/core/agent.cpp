@@ -1,5 +1,7 @@
 #include "agent.hpp"
 
+#include <malloc.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <nlohmann/json.hpp>
@@ -47,7 +49,7 @@ struct Agent::Impl {
     Config config;
     AgentStatus status;
     std::vector<AgentObserver*> observers;
-    std::unique_ptr<BackupStore> backups;
+    std::shared_ptr<BackupStore> backups;  // shared: warmUp reads it off the loop while a reload may replace it
     std::unique_ptr<TransactionJournal> journal;
     std::unique_ptr<TransactionRunner> runner;
     std::unique_ptr<EngineMonitor> monitor;
@@ -104,7 +106,7 @@ struct Agent::Impl {
 
     void rebuildStores()
     {
-        backups = std::make_unique<BackupStore>(config.agent.stateDir);
+        backups = std::make_shared<BackupStore>(config.agent.stateDir);
         journal = std::make_unique<TransactionJournal>(config.agent.stateDir);
         TransactionRunner::Services services{pool, units, engine, *backups, *journal,
                                              [this](const fs::path& b, const std::vector<std::string>& a) { return probe(b, a); },
@@ -247,6 +249,7 @@ struct Agent::Impl {
         warm = true;
         settleDropins(outcome);
         finish(tx, outcome);
+        malloc_trim(0);  // what the transaction freed goes back before the agent idles again
     }
 
     void settleDropins(const TransactionOutcome& outcome)
@@ -444,6 +447,13 @@ Task<void> Agent::warmUp()
         co_await d.refreshInstalledSet();
     if (d.transactionsStarted != startedBefore || d.running)
         d.installedSetId.clear();  // a transaction changed it meanwhile; its end describes it again
+    try {
+        // Reads the manifests once, off the loop: ListBackups answers from memory after this.
+        const std::shared_ptr<BackupStore> store = d.backups;
+        co_await runOffLoop(d.pool, [&store] { return store->list().size(); });
+    } catch (const std::exception& e) {
+        spdlog::warn("cannot read the backups in {}: {}", d.backups->dir().string(), e.what());
+    }
     d.warm = true;
     d.monitor->start();
     try {

@@ -89,8 +89,80 @@ void BackupStore::writeManifest(const BackupSet& set, const fs::path& folder) co
     writeFileDurably(folder / "manifest.json", j.dump(2) + "\n", 0600);
 }
 
+bool BackupStore::FolderStamp::operator==(const FolderStamp& o) const
+{
+    auto same = [](const timespec& x, const timespec& y) { return x.tv_sec == y.tv_sec && x.tv_nsec == y.tv_nsec; };
+    return exists == o.exists && inode == o.inode && links == o.links && same(mtime, o.mtime) && same(ctime, o.ctime);
+}
+
+BackupStore::FolderStamp BackupStore::stampOfFolder() const
+{
+    FolderStamp stamp;
+    struct stat st {};
+    if (::stat(dir_.c_str(), &st) == 0) {
+        stamp.exists = true;
+        stamp.inode = st.st_ino;
+        stamp.links = st.st_nlink;
+        stamp.mtime = st.st_mtim;
+        stamp.ctime = st.st_ctim;
+    }
+    return stamp;
+}
+
+std::vector<BackupSet> BackupStore::readFromDisk() const
+{
+    std::vector<BackupSet> sets;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+        if (!entry.is_directory() || entry.path().filename().string().starts_with("."))
+            continue;
+        if (auto set = readManifest(entry.path()))
+            sets.push_back(std::move(*set));
+    }
+    std::sort(sets.begin(), sets.end(), [](const auto& a, const auto& b) { return a.createdUsec > b.createdUsec; });
+    return sets;
+}
+
+std::vector<BackupSet> BackupStore::list() const
+{
+    std::lock_guard lock(mutex_);
+    // The stamp is taken before the read: a change during the read makes the next call read again.
+    const FolderStamp now = stampOfFolder();
+    if (!cached_ || !(stamp_ == now)) {
+        cached_ = readFromDisk();
+        stamp_ = now;
+    }
+    return *cached_;
+}
+
+void BackupStore::forget()
+{
+    std::lock_guard lock(mutex_);
+    cached_.reset();
+}
+
+template <typename Change>
+auto BackupStore::changing(Change change)
+{
+    try {
+        auto result = change();
+        forget();
+        (void)list();
+        return result;
+    } catch (...) {
+        forget();
+        throw;
+    }
+}
+
 BackupStore::BackUpResult BackupStore::backUp(const std::vector<PayloadSpec>& payloads,
                                               const std::function<std::string(const fs::path&)>& versionOf)
+{
+    return changing([&] { return backUpOnDisk(payloads, versionOf); });
+}
+
+BackupStore::BackUpResult BackupStore::backUpOnDisk(const std::vector<PayloadSpec>& payloads,
+                                                      const std::function<std::string(const fs::path&)>& versionOf)
 {
     fs::create_directories(dir_);
     auto members = describeInstalledSet(payloads);
@@ -121,20 +193,6 @@ BackupStore::BackUpResult BackupStore::backUp(const std::vector<PayloadSpec>& pa
     return {set, true};
 }
 
-std::vector<BackupSet> BackupStore::list() const
-{
-    std::vector<BackupSet> sets;
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-        if (!entry.is_directory() || entry.path().filename().string().starts_with("."))
-            continue;
-        if (auto set = readManifest(entry.path()))
-            sets.push_back(std::move(*set));
-    }
-    std::sort(sets.begin(), sets.end(), [](const auto& a, const auto& b) { return a.createdUsec > b.createdUsec; });
-    return sets;
-}
-
 std::optional<BackupSet> BackupStore::find(const std::string& id) const
 {
     if (id.empty() || id.find('/') != std::string::npos || id.starts_with("."))
@@ -143,6 +201,14 @@ std::optional<BackupSet> BackupStore::find(const std::string& id) const
 }
 
 void BackupStore::remove(const std::string& id)
+{
+    changing([&] {
+        removeOnDisk(id);
+        return 0;
+    });
+}
+
+void BackupStore::removeOnDisk(const std::string& id)
 {
     if (!find(id))
         return;
@@ -155,18 +221,26 @@ void BackupStore::remove(const std::string& id)
 
 void BackupStore::prune(unsigned keep, const std::string& protectId)
 {
-    auto sets = list();
-    unsigned kept = 0;
-    for (const auto& set : sets) {
-        if (kept < keep || set.id == protectId) {
-            ++kept;
-            continue;
+    changing([&] {
+        auto sets = list();
+        unsigned kept = 0;
+        for (const auto& set : sets) {
+            if (kept < keep || set.id == protectId) {
+                ++kept;
+                continue;
+            }
+            removeOnDisk(set.id);
         }
-        remove(set.id);
-    }
+        return 0;
+    });
 }
 
 BackupSet BackupStore::keepFiles(const std::vector<std::pair<SetMember, fs::path>>& files, const std::string& version)
+{
+    return changing([&] { return keepFilesOnDisk(files, version); });
+}
+
+BackupSet BackupStore::keepFilesOnDisk(const std::vector<std::pair<SetMember, fs::path>>& files, const std::string& version)
 {
     fs::create_directories(dir_);
     std::vector<SetMember> members;

@@ -2,13 +2,25 @@
 // payload plus manifest.json. A set's id is derived from its content (the
 // SHA-256 of every payload), so each distinct set is kept once; backing up a
 // set that is already there only refreshes its time. All methods do file I/O:
-// call them off the event loop, except list()/find(), which read only the
-// small manifests.
+// call them off the event loop, except list(), which answers from memory.
+//
+// list() keeps what it read (ListBackups is answered on the event loop, and
+// reading every manifest made it 5x slower than a systemd property read).
+// Every change made through this store refreshes the kept list before it
+// returns; a change made by hand in backups/ (a set deleted or copied in) is
+// noticed by a stat of that folder on each call (its link count, which counts
+// the set folders, its mtime and ctime, its inode). A manifest edited by hand
+// in place is not noticed until the next change.
+// Thread-safe: the event loop reads while the pool changes.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <ctime>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,7 +66,7 @@ public:
     // version; it is called only for a new set.
     BackUpResult backUp(const std::vector<PayloadSpec>& payloads, const std::function<std::string(const std::filesystem::path&)>& versionOf);
 
-    std::vector<BackupSet> list() const;  // newest first; unreadable folders are skipped
+    std::vector<BackupSet> list() const;  // newest first; unreadable folders are skipped; from memory
     std::optional<BackupSet> find(const std::string& id) const;
     void remove(const std::string& id);
     // Keeps the `keep` newest sets; never removes `protectId`.
@@ -66,8 +78,31 @@ public:
     const std::filesystem::path& dir() const { return dir_; }
 
 private:
+    struct FolderStamp {
+        bool exists = false;
+        ino_t inode = 0;
+        nlink_t links = 0;
+        timespec mtime{};
+        timespec ctime{};
+        bool operator==(const FolderStamp& o) const;
+    };
+    FolderStamp stampOfFolder() const;
+    std::vector<BackupSet> readFromDisk() const;
+    // Runs a change, then re-reads the list (changes run off the loop, so
+    // the loop's next list() needs no disk); forgets it if the change threw.
+    template <typename Change>
+    auto changing(Change change);
+    void forget();
+    BackUpResult backUpOnDisk(const std::vector<PayloadSpec>& payloads,
+                                const std::function<std::string(const std::filesystem::path&)>& versionOf);
+    void removeOnDisk(const std::string& id);
+    BackupSet keepFilesOnDisk(const std::vector<std::pair<SetMember, std::filesystem::path>>& files, const std::string& version);
     void writeManifest(const BackupSet& set, const std::filesystem::path& folder) const;
+
     std::filesystem::path dir_;
+    mutable std::mutex mutex_;
+    mutable std::optional<std::vector<BackupSet>> cached_;  // empty: not read yet, or forgotten
+    mutable FolderStamp stamp_;                             // of backups/ when cached_ was read
 };
 
 }  // namespace armdock

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "async.hpp"
 
@@ -36,6 +37,17 @@ public:
     virtual Task<void> stopUnit(const std::string& unit, std::chrono::milliseconds timeout) = 0;
     virtual Task<void> startUnit(const std::string& unit, std::chrono::milliseconds timeout) = 0;
     virtual Task<void> restartUnit(const std::string& unit, std::chrono::milliseconds timeout) = 0;
+    // Starts several units as `systemctl start A B` does: the systemd
+    // implementation enqueues every job, in this order, before it waits for
+    // any (systemd orders them by their After=/Before=, and a socket unit is
+    // ordered before the service it activates), then waits for all. Throws
+    // the failure of the first unit in the list whose job did not end in
+    // "done". This default starts them one after the other.
+    virtual Task<void> startUnits(std::vector<std::string> units, std::chrono::milliseconds timeout)
+    {
+        for (const auto& unit : units)
+            co_await startUnit(unit, timeout);
+    }
 
     // ActiveState ("active", "activating", "failed", "inactive", ...).
     virtual Task<std::string> activeState(const std::string& unit) = 0;

@@ -155,6 +155,40 @@ TEST_F(SystemdUnitsTest, ConcurrentJobsEachGetTheirOwnResult)
     EXPECT_EQ(brokenResult, "failed");
 }
 
+// The upgrade's start step: both StartUnit calls are sent before any job is
+// awaited (one job wait in the downtime, not two), in the list's order.
+TEST_F(SystemdUnitsTest, StartUnitsSendsEveryCallBeforeAnyJobEnds)
+{
+    systemd.jobs["docker.socket"] = {.neverRemoved = true};
+    const auto error = expectJobFailure(units.startUnits({"docker.socket", "docker.service"}, 300ms));
+    // One after the other, the service's call would never have been sent.
+    const std::vector<std::string> expected = {"StartUnit docker.socket replace", "StartUnit docker.service replace"};
+    EXPECT_EQ(systemd.calls, expected);
+    EXPECT_EQ(error.unit(), "docker.socket");
+    EXPECT_EQ(error.result(), "timeout");
+}
+
+TEST_F(SystemdUnitsTest, StartUnitsWaitsForEveryJobAndNamesTheFirstUnitThatFailed)
+{
+    runTask(io, units.startUnits({"docker.socket", "docker.service"}, 5s));
+    EXPECT_EQ(systemd.calls.size(), 2u);
+
+    // The service's job ends first (systemd fails it as a dependency), the
+    // socket's own failure is what the caller must see.
+    systemd.jobs["docker.socket"] = {.result = "failed"};
+    systemd.jobs["docker.service"] = {.result = "dependency", .removedBeforeReply = true};
+    auto error = expectJobFailure(units.startUnits({"docker.socket", "docker.service"}, 5s));
+    EXPECT_EQ(error.unit(), "docker.socket");
+    EXPECT_EQ(error.result(), "failed");
+
+    // Done for the socket is not enough: the service's job is waited for too.
+    systemd.jobs.clear();
+    systemd.jobs["docker.service"] = {.neverRemoved = true};
+    error = expectJobFailure(units.startUnits({"docker.socket", "docker.service"}, 300ms));
+    EXPECT_EQ(error.unit(), "docker.service");
+    EXPECT_EQ(error.result(), "timeout");
+}
+
 TEST_F(SystemdUnitsTest, ReadsActiveStateAndMainPid)
 {
     EXPECT_EQ(runTask(io, units.activeState("docker.service")), "active");

@@ -1,6 +1,7 @@
 // SystemdUnits against a real systemd user manager (tests/support's Sandbox:
 // its own bus, no dockerd): stop, start and restart a trivial service, read
-// its state and PID, and a failing oneshot unit. Needs root, like every
+// its state and PID, a failing oneshot unit, and a socket and its service
+// started together. Needs root, like every
 // sandbox test.
 #include <gtest/gtest.h>
 
@@ -28,6 +29,10 @@ SandboxOptions sandboxOptions()
     options.startDocker = false;
     options.extraUnits["sleeper.service"] = "[Service]\nExecStart=/bin/sleep 1000\n";
     options.extraUnits["broken.service"] = "[Service]\nType=oneshot\nExecStart=/bin/false\n";
+    // A socket-activated pair, set up like Debian's docker.socket and docker.service.
+    options.extraUnits["pair.socket"] = "[Socket]\nListenStream=%t/pair.sock\n";
+    options.extraUnits["pair.service"] = "[Unit]\nRequires=pair.socket\nAfter=pair.socket\n\n"
+                                         "[Service]\nExecStart=/bin/sleep 1000\n";
     return options;
 }
 
@@ -91,6 +96,23 @@ TEST_F(SystemdUnitsRealTest, FailingUnitThrowsUnitJobFailed)
         EXPECT_NE(std::string(e.what()).find("journalctl -u broken.service"), std::string::npos) << e.what();
     }
     EXPECT_EQ(runTask(io, units->activeState("broken.service")), "failed");
+}
+
+// The upgrade's start step: both jobs enqueued at once, systemd orders them.
+TEST_F(SystemdUnitsRealTest, StartsASocketAndItsServiceTogether)
+{
+    runTask(io, units->startUnits({"pair.socket", "pair.service"}, 20s), 30s);
+    EXPECT_EQ(sandbox->activeState("pair.socket"), "active");
+    EXPECT_EQ(sandbox->activeState("pair.service"), "active");
+
+    try {
+        runTask(io, units->startUnits({"sleeper.service", "broken.service"}, 20s), 30s);
+        ADD_FAILURE() << "no UnitJobFailed";
+    } catch (const UnitJobFailed& e) {
+        EXPECT_EQ(e.unit(), "broken.service");
+        EXPECT_EQ(e.result(), "failed");
+    }
+    EXPECT_EQ(sandbox->activeState("sleeper.service"), "active");  // its own job still ran to "done"
 }
 
 TEST_F(SystemdUnitsRealTest, UnknownUnitIsAMethodError)

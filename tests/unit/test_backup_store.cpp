@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "core/backup_store.hpp"
 #include "core/sha_digest.hpp"
@@ -84,6 +85,65 @@ TEST_F(BackupStoreTest, HalfWrittenFoldersAreNotBackups)
     fs::create_directories(dir / "state/backups/deadbeef");  // no manifest
     EXPECT_TRUE(store.list().empty());
     EXPECT_FALSE(store.find("../../etc").has_value());
+}
+
+// list() answers from memory (ListBackups runs on the event loop) and follows
+// every change made through the store, and sets added or deleted by hand.
+TEST_F(BackupStoreTest, ListFollowsEveryChangeAndAnswersFromMemoryBetweenThem)
+{
+    BackupStore store(dir / "state");
+    auto ids = [&] {
+        std::vector<std::string> out;
+        for (const auto& set : store.list())
+            out.push_back(set.id);
+        return out;
+    };
+    EXPECT_TRUE(store.list().empty());  // no backups/ folder yet
+    const std::string a = backUp(store, "1.0").set.id;
+    EXPECT_EQ(ids(), std::vector<std::string>{a});
+    write("docker", "engine-2");
+    const std::string b = backUp(store, "2.0").set.id;
+    EXPECT_EQ(ids(), (std::vector<std::string>{b, a}));
+
+    // Backing up a kept set again only rewrites its manifest (backups/ itself
+    // does not change): the list must still show it as the newest.
+    write("docker", "engine-1");
+    EXPECT_FALSE(backUp(store, "ignored").created);
+    EXPECT_EQ(ids(), (std::vector<std::string>{a, b}));
+
+    store.prune(1, "");
+    EXPECT_EQ(ids(), std::vector<std::string>{a});
+
+    std::ofstream(dir / "kept-docker") << "engine-3";
+    const SetMember kept{"docker", dir / "root/docker", true, sha256OfFile(dir / "kept-docker")};
+    const std::string c = store.keepFiles({{kept, dir / "kept-docker"}}, "3.0").id;
+    EXPECT_EQ(ids(), (std::vector<std::string>{c, a}));
+    store.remove(c);  // as a rollback or a recovery does
+    EXPECT_EQ(ids(), std::vector<std::string>{a});
+
+    // From memory: a manifest edited in place (backups/ unchanged) is not re-read...
+    const fs::path manifest = dir / "state/backups" / a / "manifest.json";
+    std::string text;
+    {
+        std::ifstream in(manifest);
+        text.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const auto at = text.find("\"1.0\"");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, 5, "\"1.9\"");
+    std::ofstream(manifest, std::ios::trunc) << text;
+    ASSERT_EQ(store.list().at(0).version, "1.0");
+    // ...until the next change through the store re-reads the folder.
+    write("docker", "engine-4");
+    const std::string d = backUp(store, "4.0").set.id;
+    auto sets = store.list();
+    ASSERT_EQ(sets.size(), 2u);
+    EXPECT_EQ(sets[0].id, d);
+    EXPECT_EQ(sets[1].version, "1.9");
+
+    // A set deleted by hand changes backups/ itself: noticed at once.
+    fs::remove_all(dir / "state/backups" / d);
+    EXPECT_EQ(ids(), std::vector<std::string>{a});
 }
 
 TEST_F(BackupStoreTest, SetIdDependsOnContentNotOrder)
