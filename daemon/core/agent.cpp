@@ -149,10 +149,12 @@ struct Agent::Impl {
         setProgress("verifying", 5, "sources verified; hashing and copying");
     }
 
-    void saveLastResult()
+    // Writes (and fsyncs) last-result.json for the outcome: what LastResult,
+    // LastError and CurrentVersion will say after finish().
+    void saveLastResult(const std::string& tx, const TransactionOutcome& outcome)
     {
-        nlohmann::json j{{"transaction", status.transaction}, {"result", status.lastResult}, {"error", status.lastError},
-                         {"version", status.currentVersion}};
+        nlohmann::json j{{"transaction", tx}, {"result", outcome.result}, {"error", outcome.result == "success" ? "" : outcome.message},
+                         {"version", outcome.version.empty() ? status.currentVersion : outcome.version}};
         try {
             writeFileDurably(lastResultFile(), j.dump() + "\n", 0600);
         } catch (const std::exception& e) {
@@ -204,14 +206,16 @@ struct Agent::Impl {
         }
     }
 
-    void finish(const std::string& tx, const TransactionOutcome& outcome)
+    // `saved`: last-result.json was already written (off the loop) for this outcome.
+    void finish(const std::string& tx, const TransactionOutcome& outcome, bool saved = false)
     {
+        if (!saved)
+            saveLastResult(tx, outcome);
         status.transaction = tx;
         status.lastResult = outcome.result;
         status.lastError = outcome.result == "success" ? "" : outcome.message;
         if (!outcome.version.empty())
             status.currentVersion = outcome.version;
-        saveLastResult();
         running = false;
         cancelRequested = false;
         const bool failed = outcome.result == "failed";
@@ -247,8 +251,13 @@ struct Agent::Impl {
         }
         co_await refreshInstalledSet();
         warm = true;
-        settleDropins(outcome);
-        finish(tx, outcome);
+        // Moving drop-ins and writing last-result.json fsync: off the loop.
+        co_await runOffLoop(pool, [&] {
+            settleDropins(outcome);
+            saveLastResult(tx, outcome);
+            return 0;
+        });
+        finish(tx, outcome, true);
         malloc_trim(0);  // what the transaction freed goes back before the agent idles again
     }
 
