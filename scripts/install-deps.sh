@@ -7,6 +7,8 @@ packages=(
   meson ninja-build pkg-config gcc g++ python3
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev libboost-dev nlohmann-json3-dev
   libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev libcli11-dev scdoc
+  # the fuzz targets (tests/fuzz): clang with libFuzzer and the sanitizer runtimes
+  clang-14 libclang-rt-14-dev
   # the real parts the tests and the demo start
   systemd dbus docker.io containerd runc busybox-static util-linux curl iproute2
 )

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds (with the fault points compiled in), runs
-# every test and ends with one line "N passed, N failed" counting test cases.
+# every test, then builds the fuzz targets with clang (a build dir of its own,
+# $FUZZ_BUILD_DIR) and runs each for a short bounded time (tests/fuzz), and
+# ends with one line "N passed, N failed" counting test cases of both.
+# FUZZ=0 leaves the fuzz step out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -10,6 +13,26 @@ results="$BUILD_DIR/test-results"
 rm -rf "$results" && mkdir -p "$results"
 GTEST_OUTPUT="xml:$(pwd)/$results/" meson test -C "$BUILD_DIR" --print-errorlogs --num-processes 1 "$@"
 status=$?
-python3 scripts/summarize-tests.py "$BUILD_DIR/meson-logs/testlog.json" "$results"
+
+testlogs=()
+if [ "${FUZZ:-1}" != 0 ]; then
+  fuzz_dir=${FUZZ_BUILD_DIR:-build-fuzz}
+  fuzz_log="$fuzz_dir/meson-logs/testlog.json"
+  rm -f "$fuzz_log"
+  testlogs+=("$fuzz_log")  # missing when the fuzz build fails: counted as a failure
+  echo "== fuzz targets ($fuzz_dir, clang-14, ASan+UBSan)"
+  start=$SECONDS
+  if { [ -f "$fuzz_dir/build.ninja" ] || CC=clang-14 CXX=clang++-14 meson setup "$fuzz_dir" -Dfuzzing=true -Dtests=false; } &&
+     meson compile -C "$fuzz_dir" -j2; then
+    built=$SECONDS
+    meson test -C "$fuzz_dir" --suite fuzz --print-errorlogs --num-processes 1 || status=1
+    cat "$fuzz_dir"/tests/fuzz/*-work/summary.txt 2>/dev/null
+    echo "== fuzz build $((built - start)) s, fuzz suite $((SECONDS - built)) s"
+  else
+    status=1
+  fi
+fi
+
+python3 scripts/summarize-tests.py "$BUILD_DIR/meson-logs/testlog.json" "$results" "${testlogs[@]}"
 summary=$?
 ((status == 0 && summary == 0)) || exit 1

@@ -4,6 +4,11 @@
 A meson test whose GoogleTest report is missing (it crashed, timed out or is
 not a GoogleTest) counts as one case, passed or failed by its exit status.
 Prints "N passed, N failed" as the last line; exits 1 when anything failed.
+
+Usage: summarize-tests.py TESTLOG XML_DIR [TESTLOG...]
+Further test logs (the fuzz build's, whose tests are no GoogleTests) are
+folded into the same count; a test log that does not exist (its build
+failed) counts as one failed case.
 """
 import json
 import os
@@ -11,7 +16,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 
-def main(testlog, xml_dir):
+def main(testlog, xml_dir, *more_testlogs):
     passed = failed = skipped = 0
     reported = set()
     for name in sorted(os.listdir(xml_dir)):
@@ -30,21 +35,28 @@ def main(testlog, xml_dir):
                 skipped += 1
             else:
                 passed += 1
-    with open(testlog) as log:
-        for line in log:
-            entry = json.loads(line)
-            binary = os.path.basename(entry.get("cmd", [""])[0])
-            ok = entry.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
-            if binary in reported:
-                if not ok:  # the report exists but the binary still failed (crash after tests, leak check...)
-                    failed += 1
-                    print(f"FAILED: {entry.get('name')} exited with {entry.get('returncode')}")
-                continue
-            if ok:
-                passed += 1
-            else:
+    lines = []
+    for path in (testlog, *more_testlogs):
+        try:
+            with open(path) as log:
+                lines.extend(log)
+        except OSError as error:
+            failed += 1
+            print(f"FAILED: no test log {path} ({error.strerror}); did its build fail?")
+    for line in lines:
+        entry = json.loads(line)
+        binary = os.path.basename(entry.get("cmd", [""])[0])
+        ok = entry.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
+        if binary in reported:
+            if not ok:  # the report exists but the binary still failed (crash after tests, leak check...)
                 failed += 1
-                print(f"FAILED: {entry.get('name')} ({entry.get('result')})")
+                print(f"FAILED: {entry.get('name')} exited with {entry.get('returncode')}")
+            continue
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAILED: {entry.get('name')} ({entry.get('result')})")
     line = f"{passed} passed, {failed} failed"
     if skipped:
         line += f", {skipped} skipped"
@@ -53,4 +65,6 @@ def main(testlog, xml_dir):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    if len(sys.argv) < 3:
+        sys.exit("usage: summarize-tests.py TESTLOG XML_DIR [TESTLOG...]")
+    sys.exit(main(sys.argv[1], sys.argv[2], *sys.argv[3:]))

@@ -89,12 +89,18 @@ public:
 private:
     std::string sourceName_;
 
-    [[noreturn]] void fail(const toml::source_region& where, const std::string& message) const
+    // "FILE:LINE:COLUMN". A node built without a position (never from parsed
+    // text) is reported at the top.
+    std::string position(const toml::source_region& where) const
     {
-        // A node built without a position (never from parsed text) is reported at the top.
         auto line = where.begin.line == 0 ? 1 : where.begin.line;
         auto column = where.begin.column == 0 ? 1 : where.begin.column;
-        throw ConfigError(sourceName_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message);
+        return sourceName_ + ":" + std::to_string(line) + ":" + std::to_string(column);
+    }
+
+    [[noreturn]] void fail(const toml::source_region& where, const std::string& message) const
+    {
+        throw ConfigError(position(where) + ": " + message);
     }
 
     static std::string dotted(std::string_view table, std::string_view key)
@@ -200,6 +206,8 @@ private:
         checkKnownKeys(table, "agent", {"bus", "state_dir", "dropin_dir", "keep_backups", "log_level", "allowed_groups"});
         readBus(table, agent.bus);
         readAbsolutePath(table, "state_dir", "agent", agent.stateDir);
+        if (const toml::node* node = table.get("state_dir"))
+            agent.stateDirPosition.text = position(node->source());
         readAbsolutePath(table, "dropin_dir", "agent", agent.dropinDir);
         readUnsigned(table, "keep_backups", "agent", 1, 1000, agent.keepBackups);
         readLogLevel(table, agent.logLevel);
@@ -413,7 +421,10 @@ private:
 
 [[noreturn]] void throwForFolder(const Config& config, const std::string& what, int error)
 {
-    std::string origin = config.sourceFile.empty() ? "built-in default" : config.sourceFile.string();
+    const std::string& where = config.agent.stateDirPosition.text;
+    std::string origin = !where.empty() ? where
+                         : config.sourceFile.empty() ? "built-in default"
+                                                     : config.sourceFile.string();
     throw ConfigError(origin + ": agent.state_dir " + config.agent.stateDir.string() + ": " + what + " ("
                       + std::strerror(error) + "); the agent keeps its journal and backups there, so it must be a "
                       "folder that root can write");

@@ -24,9 +24,17 @@ struct PayloadSpec {
     bool operator==(const PayloadSpec&) const = default;
 };
 
+// Where a key was written ("/etc/armdock/agent.toml:13:13"), for messages
+// only: two configs that differ only in where they were written are equal.
+struct SourcePosition {
+    std::string text;  // "" for a built-in default
+    bool operator==(const SourcePosition&) const { return true; }
+};
+
 struct AgentSection {
     std::string bus = "system";  // "system", "user", or a D-Bus address
     std::filesystem::path stateDir = "/var/lib/armdock";
+    SourcePosition stateDirPosition;  // named by checkStateDirUsable's errors
     std::filesystem::path dropinDir = "/var/lib/armdock/incoming";
     unsigned keepBackups = 3;
     std::string logLevel = "info";  // trace, debug, info, warning, error
@@ -82,7 +90,8 @@ Config loadConfig(const std::filesystem::path& file);
 
 // Creates agent.state_dir (mode 0700, and any missing parents) if it does not
 // exist, and proves it writable by creating and removing a temporary file.
-// Throws ConfigError naming the folder and why, so the agent refuses to start
+// Throws ConfigError naming the folder and why (FILE:LINE:COLUMN of state_dir
+// first when the file set it), so the agent refuses to start
 // (or to take a reloaded config) rather than failing in the middle of a swap.
 void checkStateDirUsable(const Config& config);
 

@@ -11,19 +11,13 @@
 #include <vector>
 
 #include "async.hpp"
+#include "container_summary.hpp"
 
 namespace armdock {
 
 class EngineUnreachable : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
-};
-
-struct ContainerSummary {
-    std::string id;
-    std::string name;
-    std::string state;          // "running", "exited", ...
-    std::string restartPolicy;  // "always", "unless-stopped", "on-failure", "no", "" when unknown
 };
 
 class EngineApi {

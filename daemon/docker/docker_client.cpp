@@ -12,6 +12,9 @@
 // agent runs on one thread (DESIGN: one event loop).
 #include "docker/docker_client.hpp"
 
+#include "docker/engine_answers.hpp"
+#include "docker/http_answer.hpp"
+
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -21,7 +24,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <memory>
@@ -41,7 +43,6 @@ using Socket = asio::local::stream_protocol::socket;
 using boost::system::error_code;
 
 constexpr std::chrono::milliseconds connectRetryInterval{5};
-constexpr std::uint64_t maxBodyBytes = 64ull * 1024 * 1024;
 
 // One request's connection and its deadline.
 struct Exchange {
@@ -86,15 +87,10 @@ bool isRetryableConnectError(const error_code& ec)
     return ec == asio::error::connection_refused || ec == boost::system::errc::no_such_file_or_directory;
 }
 
-struct Answer {
-    unsigned status = 0;
-    std::string body;
-};
-
 // One GET on a fresh connection. With retryConnect, a connect that fails
 // because the socket does not exist yet or nobody listens is retried every
 // connectRetryInterval until the deadline (on an asio timer, never a sleep).
-Task<Answer> exchange(asio::io_context& io, const std::filesystem::path& socketPath, const std::string& target,
+Task<HttpAnswer> exchange(asio::io_context& io, const std::filesystem::path& socketPath, const std::string& target,
                       std::chrono::milliseconds timeout, bool retryConnect)
 {
     const std::string where = "docker socket " + socketPath.string();
@@ -166,117 +162,43 @@ Task<Answer> exchange(asio::io_context& io, const std::filesystem::path& socketP
 
     // answer
     boost::beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(maxBodyBytes);
-    co_await http::async_read(ex->socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    AnswerParser parser;
+    limitAnswerParser(parser);
+    co_await http::async_read_header(ex->socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         if (ex->expired) {
             throw timedOut("connected, no answer");
         }
         throw EngineUnreachable(where + ": GET " + target + ": read: " + ec.message());
     }
-    auto response = parser.release();
-    co_return Answer{response.result_int(), std::move(response.body())};
-}
-
-// "HTTP 404: No such container: x" from Docker's {"message": "..."} bodies.
-std::string describeStatus(const Answer& answer)
-{
-    std::string text = "HTTP " + std::to_string(answer.status);
-    auto json = nlohmann::json::parse(answer.body, nullptr, false);
-    if (json.is_object() && json.contains("message") && json["message"].is_string()) {
-        text += ": " + json["message"].get<std::string>();
-    } else if (!answer.body.empty() && answer.body.size() < 200) {
-        std::string body = answer.body;
-        while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) {
-            body.pop_back();
-        }
-        text += ": " + body;
+    if (auto problem = announcedBodyProblem(parser)) {
+        throw EngineUnreachable(where + ": GET " + target + ": " + *problem);
     }
-    return text;
+    co_await http::async_read(ex->socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+        if (ex->expired) {
+            throw timedOut("connected, the answer's body did not arrive");
+        }
+        throw EngineUnreachable(where + ": GET " + target + ": read: " + ec.message());
+    }
+    co_return takeAnswer(parser);
 }
 
 // Calls a pure parser on a 200 answer; a non-200 answer or a body the parser
 // refuses becomes EngineUnreachable naming the socket and the request.
 template <typename Parse>
-auto parseAnswer(const std::filesystem::path& socketPath, const std::string& target, const Answer& answer,
+auto parseAnswer(const std::filesystem::path& socketPath, const std::string& target, const HttpAnswer& answer,
                  Parse parse)
 {
     const std::string where = "docker socket " + socketPath.string() + ": GET " + target;
     if (answer.status != 200) {
-        throw EngineUnreachable(where + " answered " + describeStatus(answer));
+        throw EngineUnreachable(where + " answered " + describeErrorAnswer(answer.status, answer.body));
     }
     try {
         return parse(answer.body);
     } catch (const std::invalid_argument& e) {
         throw EngineUnreachable(where + ": unexpected answer: " + e.what());
     }
-}
-
-nlohmann::json parseJson(std::string_view text)
-{
-    try {
-        return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        throw std::invalid_argument(std::string("not JSON: ") + e.what());
-    }
-}
-
-// The list of Docker before API 1.23 (Docker 1.10) has no "State", only a
-// human "Status" such as "Up 2 hours (Paused)" or "Exited (0) 3 minutes ago".
-std::string stateFromStatus(std::string_view status)
-{
-    auto startsWith = [&](std::string_view prefix) { return status.substr(0, prefix.size()) == prefix; };
-    if (startsWith("Up")) {
-        return status.find("(Paused)") != std::string_view::npos ? "paused" : "running";
-    }
-    if (startsWith("Exited")) {
-        return "exited";
-    }
-    if (startsWith("Created")) {
-        return "created";
-    }
-    if (startsWith("Restarting")) {
-        return "restarting";
-    }
-    if (startsWith("Dead")) {
-        return "dead";
-    }
-    if (startsWith("Removal In Progress")) {
-        return "removing";
-    }
-    return "";
-}
-
-// Container ids from the engine are hex; anything else must not reach a URL.
-bool isSafeContainerId(const std::string& id)
-{
-    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-               c == '-' || c == '.';
-    });
-}
-
-// State.Status of an inspect answer ("running", ...), "" when absent.
-std::string parseInspectState(std::string_view inspectJson)
-{
-    auto json = parseJson(inspectJson);
-    if (!json.is_object()) {
-        throw std::invalid_argument("container inspect answer is not a JSON object");
-    }
-    auto state = json.find("State");
-    if (state == json.end() || !state->is_object()) {
-        return "";
-    }
-    auto status = state->find("Status");
-    if (status != state->end() && status->is_string()) {
-        return status->get<std::string>();
-    }
-    auto running = state->find("Running");
-    if (running != state->end() && running->is_boolean()) {
-        return running->get<bool>() ? "running" : "exited";
-    }
-    return "";
 }
 
 }  // namespace
@@ -345,121 +267,6 @@ Task<std::vector<ContainerSummary>> DockerClient::containers(std::chrono::millis
         result.push_back(std::move(container));
     }
     co_return result;
-}
-
-std::string parseVersionBody(std::string_view json)
-{
-    auto doc = parseJson(json);
-    if (!doc.is_object()) {
-        throw std::invalid_argument("/version answer is not a JSON object");
-    }
-    auto version = doc.find("Version");
-    if (version == doc.end() || !version->is_string() || version->get<std::string>().empty()) {
-        throw std::invalid_argument("/version answer has no \"Version\" string");
-    }
-    return version->get<std::string>();
-}
-
-std::optional<std::string> parseInitSha1Body(std::string_view json)
-{
-    auto doc = parseJson(json);
-    if (!doc.is_object()) {
-        throw std::invalid_argument("/info answer is not a JSON object");
-    }
-    auto sha = doc.find("InitSha1");
-    if (sha == doc.end() || sha->is_null()) {
-        return std::nullopt;
-    }
-    if (!sha->is_string()) {
-        throw std::invalid_argument("/info answer has an \"InitSha1\" that is not a string");
-    }
-    auto value = sha->get<std::string>();
-    if (value.empty()) {
-        return std::nullopt;
-    }
-    return value;
-}
-
-std::vector<ContainerSummary> parseContainerList(std::string_view json)
-{
-    auto doc = parseJson(json);
-    if (!doc.is_array()) {
-        throw std::invalid_argument("/containers/json answer is not a JSON array");
-    }
-    std::vector<ContainerSummary> result;
-    result.reserve(doc.size());
-    for (const auto& item : doc) {
-        if (!item.is_object()) {
-            throw std::invalid_argument("/containers/json answer holds an entry that is not an object");
-        }
-        ContainerSummary summary;
-        auto id = item.find("Id");
-        if (id == item.end() || !id->is_string() || id->get<std::string>().empty()) {
-            throw std::invalid_argument("/containers/json answer holds an entry without an \"Id\" string");
-        }
-        summary.id = id->get<std::string>();
-
-        // The primary name is the one without a link path ("/web/db" is db as seen from web).
-        auto names = item.find("Names");
-        if (names != item.end() && names->is_array()) {
-            for (const auto& n : *names) {
-                if (!n.is_string()) {
-                    throw std::invalid_argument("/containers/json answer holds a name that is not a string");
-                }
-                auto name = n.get<std::string>();
-                if (!name.empty() && name.front() == '/') {
-                    name.erase(0, 1);
-                }
-                if (summary.name.empty() || (summary.name.find('/') != std::string::npos &&
-                                             name.find('/') == std::string::npos)) {
-                    summary.name = name;
-                }
-            }
-        }
-
-        auto state = item.find("State");
-        if (state != item.end() && state->is_string()) {
-            summary.state = state->get<std::string>();
-        } else {
-            auto status = item.find("Status");
-            if (status != item.end() && status->is_string()) {
-                summary.state = stateFromStatus(status->get<std::string>());
-            }
-        }
-        result.push_back(std::move(summary));
-    }
-    return result;
-}
-
-std::string parseRestartPolicy(std::string_view inspectJson)
-{
-    auto doc = parseJson(inspectJson);
-    if (!doc.is_object()) {
-        throw std::invalid_argument("container inspect answer is not a JSON object");
-    }
-    auto hostConfig = doc.find("HostConfig");
-    if (hostConfig == doc.end() || hostConfig->is_null()) {
-        return "";
-    }
-    if (!hostConfig->is_object()) {
-        throw std::invalid_argument("container inspect answer has a \"HostConfig\" that is not an object");
-    }
-    auto policy = hostConfig->find("RestartPolicy");
-    if (policy == hostConfig->end() || policy->is_null()) {
-        return "";
-    }
-    if (!policy->is_object()) {
-        throw std::invalid_argument("container inspect answer has a \"RestartPolicy\" that is not an object");
-    }
-    auto name = policy->find("Name");
-    if (name == policy->end() || name->is_null()) {
-        return "";
-    }
-    if (!name->is_string()) {
-        throw std::invalid_argument("container inspect answer has a \"RestartPolicy.Name\" that is not a string");
-    }
-    auto value = name->get<std::string>();
-    return value.empty() ? "no" : value;  // Docker writes "" for the default policy, which is "no"
 }
 
 }  // namespace armdock

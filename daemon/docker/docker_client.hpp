@@ -33,11 +33,4 @@ private:
     std::filesystem::path socketPath_;
 };
 
-// Pure parsers of the engine's answers (unit-tested and fuzzed). Each throws
-// std::invalid_argument with a short reason on malformed input.
-std::string parseVersionBody(std::string_view json);                 // "Version"
-std::optional<std::string> parseInitSha1Body(std::string_view json);  // "InitSha1"
-std::vector<ContainerSummary> parseContainerList(std::string_view json);
-std::string parseRestartPolicy(std::string_view inspectJson);  // HostConfig.RestartPolicy.Name
-
 }  // namespace armdock

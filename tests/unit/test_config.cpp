@@ -387,5 +387,22 @@ TEST(StateDir, RefusedWhenItCannotBeCreatedOrIsAFile)
     }
 }
 
+TEST(StateDir, RefusalNamesWhereTheFileSetIt)
+{
+    TempDir dir;
+    writeText(dir.path() / "file", "x");
+    const fs::path stateDir = dir.path() / "file" / "state";
+    Config config = parseConfig("[agent]\nstate_dir = \"" + stateDir.string() + "\"\n", "/etc/armdock/agent.toml");
+    EXPECT_EQ(config.agent.stateDirPosition.text, "/etc/armdock/agent.toml:2:13");
+    try {
+        checkStateDirUsable(config);
+        FAIL() << "no error";
+    } catch (const ConfigError& error) {
+        EXPECT_EQ(std::string(error.what()).rfind("/etc/armdock/agent.toml:2:13: agent.state_dir " + stateDir.string()
+                                                      + ": cannot create ", 0),
+                  0u) << error.what();
+    }
+}
+
 }  // namespace
 }  // namespace armdock

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "docker/docker_client.hpp"
+#include "docker/engine_answers.hpp"
 
 namespace armdock {
 namespace {
