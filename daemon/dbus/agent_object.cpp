@@ -64,7 +64,13 @@ void AgentObject::requireCaller()
 {
     compat::CallerCredentials caller;
     try {
-        caller = compat::currentCaller(getObject());
+        const std::string sender = compat::currentSender(getObject());
+        if (const auto* known = callers_.find(sender)) {
+            caller = *known;
+        } else {
+            caller = compat::currentCaller(getObject());
+            callers_.remember(sender, caller);
+        }
     } catch (const std::exception& e) {
         throw AgentError(ErrorKind::AccessDenied, fmt::format("could not learn who is calling: {}", e.what()));
     }

@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "agent1_adaptor.h"
+#include "dbus/caller_cache.hpp"
+#include "dbus/sdbus_compat.hpp"
 #include "core/agent.hpp"
 #include "core/agent_status.hpp"
 #include "core/upgrade_request.hpp"
@@ -71,6 +73,7 @@ private:
     AsioBusDriver& driver_;
     std::vector<std::string> resolvedNames_;
     std::vector<gid_t> allowedGids_;
+    CallerCache<compat::CallerCredentials> callers_;  // no bus round trip per call
 };
 
 // a{sv} options as the core takes them: b, u and s are kept, any other type

@@ -148,4 +148,18 @@ inline CallerCredentials currentCaller(const sdbus::IObject& object)
     return caller;
 }
 
+// The unique bus name (":1.42") of the sender of the method call being
+// handled; empty on a peer-to-peer connection.
+inline std::string currentSender(const sdbus::IObject& object)
+{
+#if ARMDOCK_SDBUS_2
+    const sdbus::Message message = object.getCurrentlyProcessedMessage();
+    const char* sender = message.getSender();  // 2.x: nullptr when there is none
+    return sender != nullptr ? sender : "";
+#else
+    const sdbus::Message* current = object.getCurrentlyProcessedMessage();
+    return current != nullptr ? current->getSender() : std::string();  // 1.2: a std::string
+#endif
+}
+
 }  // namespace armdock::compat
