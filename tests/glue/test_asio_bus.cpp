@@ -3,9 +3,8 @@
 // thread. Includes STYLE.md's trap 1: a call made from a timer only gets its
 // reply timeout when the driver is kicked.
 //
-// The fake server objects use sdbus-c++ 1.2's registration API
-// (registerMethod...onInterface, finishRegistration); a 2.x build of these
-// tests would register them with addVTable instead.
+// The fake server objects register through compat::ObjectVTable, so the
+// tests build against sdbus-c++ 1.2 and 2.x.
 #include <gtest/gtest.h>
 
 #include <boost/asio/steady_timer.hpp>
@@ -35,15 +34,14 @@ protected:
         client = openBusConnection(bus.address());
         serverDriver = std::make_unique<AsioBusDriver>(io, *server);
         clientDriver = std::make_unique<AsioBusDriver>(io, *client);
-        object = sdbus::createObject(*server, objectPath);
-        object->registerMethod("Echo").onInterface(interfaceName).implementedAs([](const std::string& text) {
-            return text;
-        });
-        object->registerMethod("Hang").onInterface(interfaceName).implementedAs([this](sdbus::Result<>&& result) {
+        object = compat::makeObject(*server, objectPath);
+        compat::ObjectVTable vtable(*object);
+        vtable.onInterface(interfaceName).method("Echo", [](const std::string& text) { return text; });
+        vtable.method("Hang", [this](sdbus::Result<>&& result) {
             held.push_back(std::move(result));  // never answered
         });
-        object->registerSignal("Tick").onInterface(interfaceName).withParameters<std::string>();
-        object->finishRegistration();
+        vtable.signal<std::string>("Tick");
+        vtable.finish();
         proxy = compat::makeProxy(*client, server->getUniqueName(), objectPath);
     }
 
