@@ -80,6 +80,12 @@ struct PollSpec {
     int eventFd = -1;
 };
 
+// 2.x wakes its eventFd when an async call shortens the poll timeout (or
+// leaves messages queued), so a driver watching it re-arms by itself; 1.2
+// has no such fd and needs AsioBusDriver::kick() after a call made outside
+// a bus callback.
+inline constexpr bool callsWakeTheLoop = ARMDOCK_SDBUS_2 != 0;
+
 inline PollSpec pollSpec(const sdbus::IConnection& connection)
 {
     const auto data = connection.getEventLoopPollData();

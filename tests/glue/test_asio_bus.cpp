@@ -128,11 +128,17 @@ TEST_F(AsioBusTest, CallFromTimerGetsItsReplyTimeoutWhenKicked)
     EXPECT_LT(waited, 2s);
 }
 
-// Why kick() exists: without it the driver still waits with the timeout it
-// armed before the call (none), so the reply timeout does not fire.
-TEST_F(AsioBusTest, CallFromTimerWithoutKickMissesItsTimeout)
+// Why kick() exists: on sdbus-c++ 1.2 the driver still waits with the
+// timeout it armed before the call (none), so the reply timeout does not
+// fire. 2.x wakes its event fd, which the driver watches, so there it does.
+TEST_F(AsioBusTest, CallFromTimerWithoutKickTimesOutOnlyWhenTheBusWakesTheLoop)
 {
     callHangFromTimer(200ms, false);
+    if (compat::callsWakeTheLoop) {
+        EXPECT_TRUE(runUntil(io, [&] { return !replyError.empty(); }, 1500ms)) << "2.x's event fd did not wake the driver";
+        EXPECT_NE(replyError, "no error");
+        return;
+    }
     EXPECT_FALSE(runUntil(io, [&] { return !replyError.empty(); }, 1500ms));
     clientDriver->kick();
     EXPECT_TRUE(runUntil(io, [&] { return !replyError.empty(); }, 2s));
