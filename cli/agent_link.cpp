@@ -2,12 +2,13 @@
 
 #include <iostream>
 
+#include "dbus/sdbus_compat.hpp"
 #include "exit_codes.hpp"
 
 namespace armdock::cli {
 
 AgentProxy::AgentProxy(sdbus::IConnection& connection, AgentEvents& events)
-    : ProxyInterfaces(connection, agentBusName, agentObjectPath), events_(events)
+    : ProxyInterfaces(connection, compat::ServiceName{agentBusName}, compat::ObjectPath{agentObjectPath}), events_(events)
 {
     registerProxy();
 }
@@ -60,8 +61,9 @@ void AgentProxy::primeLive()
     live_.message = progress.get<1>();
 }
 
-void AgentProxy::onPropertiesChanged(const std::string& interfaceName, const std::map<std::string, sdbus::Variant>& changed,
-                                     const std::vector<std::string>&)
+void AgentProxy::onPropertiesChanged(const compat::InterfaceName& interfaceName,
+                                     const std::map<compat::PropertyName, sdbus::Variant>& changed,
+                                     const std::vector<compat::PropertyName>&)
 {
     if (interfaceName != io::armdock::Agent1_proxy::INTERFACE_NAME)
         return;
@@ -69,8 +71,8 @@ void AgentProxy::onPropertiesChanged(const std::string& interfaceName, const std
     // <property name=...> of daemon/io.armdock.Agent1.xml. The values come
     // with the signal (EmitsChangedSignal=true): re-reading them would lose
     // the changes that queued up meanwhile.
-    const auto state = changed.find("State");
-    const auto progress = changed.find("Progress");
+    const auto state = changed.find(compat::PropertyName{"State"});
+    const auto progress = changed.find(compat::PropertyName{"Progress"});
     if (state == changed.end() && progress == changed.end())
         return;
     try {
@@ -107,7 +109,7 @@ AgentLink::AgentLink(const std::string& busSetting) : busSetting_(busSetting)
         // The bus daemon's own signal: the agent leaving or coming back.
         const std::string rule = std::string("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
                                              "member='NameOwnerChanged',arg0='") + agentBusName + "'";
-        ownerMatch_ = connection_->addMatch(rule, [this](sdbus::Message& message) {
+        ownerMatch_ = compat::addMatchSlot(*connection_, rule, [this](auto&& message) {  // Message& (1.2), Message (2.x)
             std::string name, oldOwner, newOwner;
             try {
                 message >> name >> oldOwner >> newOwner;

@@ -21,6 +21,7 @@
 
 #include "agent1_proxy.h"
 #include "dbus/asio_bus.hpp"
+#include "dbus/sdbus_compat.hpp"
 
 namespace armdock::cli {
 
@@ -71,8 +72,9 @@ public:
 private:
     void onFinished(const std::string& transaction, const std::string& result, const std::string& message) override;
     void onHealthChanged(const bool& healthy, const std::string& reason) override;
-    void onPropertiesChanged(const std::string& interfaceName, const std::map<std::string, sdbus::Variant>& changed,
-                             const std::vector<std::string>& invalidated) override;
+    void onPropertiesChanged(const compat::InterfaceName& interfaceName,
+                             const std::map<compat::PropertyName, sdbus::Variant>& changed,
+                             const std::vector<compat::PropertyName>& invalidated) override;
 
     AgentEvents& events_;
     LiveProgress live_;

@@ -25,6 +25,7 @@
 #include "core/logging.hpp"
 #include "dbus/agent_object.hpp"
 #include "dbus/asio_bus.hpp"
+#include "dbus/sdbus_compat.hpp"
 #include "docker/docker_client.hpp"
 #include "systemd/service_notifier.hpp"
 #include "systemd/systemd_units.hpp"
@@ -205,7 +206,7 @@ int main(int argc, char** argv)
             [&]() -> Task<void> {
                 co_await agent.startUp();
                 object = std::make_unique<AgentObject>(*connection, agent, busDriver);
-                connection->requestName("io.armdock.Agent1");
+                connection->requestName(compat::ServiceName{"io.armdock.Agent1"});
                 busDriver.kick();
                 notifier.ready();
                 notifier.startWatchdog();

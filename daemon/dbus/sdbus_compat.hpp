@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +80,12 @@ struct PollSpec {
     int eventFd = -1;
 };
 
+// 2.x wakes its eventFd when an async call shortens the poll timeout (or
+// leaves messages queued), so a driver watching it re-arms by itself; 1.2
+// has no such fd and needs AsioBusDriver::kick() after a call made outside
+// a bus callback.
+inline constexpr bool callsWakeTheLoop = ARMDOCK_SDBUS_2 != 0;
+
 inline PollSpec pollSpec(const sdbus::IConnection& connection)
 {
     const auto data = connection.getEventLoopPollData();
@@ -105,6 +112,92 @@ inline std::unique_ptr<sdbus::IProxy> makeProxy(sdbus::IConnection& connection, 
                                                 const std::string& path)
 {
     return sdbus::createProxy(connection, ServiceName{destination}, ObjectPath{path});
+}
+
+// Members of a hand-made object (the tests' fake servers), registered the
+// way each version wants: 1.2 registers each member at once and the object
+// in finish(); 2.x collects them and adds one vtable per interface there.
+//   compat::ObjectVTable vtable(*object);
+//   vtable.onInterface("org.example.Foo").method("Echo", echo).signal<std::string>("Tick");
+//   vtable.finish();
+class ObjectVTable {
+public:
+    explicit ObjectVTable(sdbus::IObject& object) : object_(object) {}
+
+    ObjectVTable& onInterface(const std::string& interface)
+    {
+        interface_ = interface;
+        return *this;
+    }
+
+    template <typename Implementation>
+    ObjectVTable& method(const std::string& name, Implementation&& implementation)
+    {
+#if ARMDOCK_SDBUS_2
+        items_[interface_].push_back(
+            sdbus::registerMethod(MethodName{name}).implementedAs(std::forward<Implementation>(implementation)));
+#else
+        object_.registerMethod(name).onInterface(interface_).implementedAs(std::forward<Implementation>(implementation));
+#endif
+        return *this;
+    }
+
+    template <typename... Args>
+    ObjectVTable& signal(const std::string& name)
+    {
+#if ARMDOCK_SDBUS_2
+        items_[interface_].push_back(sdbus::registerSignal(SignalName{name}).withParameters<Args...>());
+#else
+        object_.registerSignal(name).onInterface(interface_).withParameters<Args...>();
+#endif
+        return *this;
+    }
+
+    template <typename Getter>
+    ObjectVTable& property(const std::string& name, Getter&& getter)
+    {
+#if ARMDOCK_SDBUS_2
+        items_[interface_].push_back(sdbus::registerProperty(PropertyName{name}).withGetter(std::forward<Getter>(getter)));
+#else
+        object_.registerProperty(name).onInterface(interface_).withGetter(std::forward<Getter>(getter));
+#endif
+        return *this;
+    }
+
+    void finish()
+    {
+#if ARMDOCK_SDBUS_2
+        for (auto& [interface, items] : items_)
+            object_.addVTable(InterfaceName{interface}, std::move(items));
+        items_.clear();
+#else
+        object_.finishRegistration();
+#endif
+    }
+
+private:
+    sdbus::IObject& object_;
+    std::string interface_;
+#if ARMDOCK_SDBUS_2
+    std::map<std::string, std::vector<sdbus::VTableItem>> items_;
+#endif
+};
+
+inline std::unique_ptr<sdbus::IObject> makeObject(sdbus::IConnection& connection, const std::string& path)
+{
+    return sdbus::createObject(connection, ObjectPath{path});
+}
+
+// A match rule on `connection` that stays installed while the returned slot
+// lives (1.2's addMatch returns one by itself, 2.x's only when asked).
+template <typename Handler>
+inline sdbus::Slot addMatchSlot(sdbus::IConnection& connection, const std::string& rule, Handler&& handler)
+{
+#if ARMDOCK_SDBUS_2
+    return connection.addMatch(rule, std::forward<Handler>(handler), sdbus::return_slot);
+#else
+    return connection.addMatch(rule, std::forward<Handler>(handler));
+#endif
 }
 
 // After the signal handlers are installed: 1.2 subscribes here, 2.x did

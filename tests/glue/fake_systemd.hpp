@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "dbus/sdbus_compat.hpp"
+
 namespace armdock::test {
 
 class FakeSystemd {
@@ -28,18 +30,17 @@ public:
 
     explicit FakeSystemd(sdbus::IConnection& connection) : connection_(connection)
     {
-        object_ = sdbus::createObject(connection, "/org/freedesktop/systemd1");
-        object_->registerMethod("Subscribe").onInterface(manager).implementedAs([this] { ++subscribes; });
+        object_ = compat::makeObject(connection, "/org/freedesktop/systemd1");
+        compat::ObjectVTable vtable(*object_);
+        vtable.onInterface(manager).method("Subscribe", [this] { ++subscribes; });
         for (const char* method : {"StopUnit", "StartUnit", "RestartUnit"})
-            registerJobMethod(method);
-        object_->registerMethod("LoadUnit").onInterface(manager).implementedAs([this](const std::string& unit) {
+            registerJobMethod(vtable, method);
+        vtable.method("LoadUnit", [this](const std::string& unit) {
             return sdbus::ObjectPath(pathOf(requireUnit(unit)));
         });
-        object_->registerSignal("JobRemoved")
-            .onInterface(manager)
-            .withParameters<std::uint32_t, sdbus::ObjectPath, std::string, std::string>();
-        object_->finishRegistration();
-        connection.requestName("org.freedesktop.systemd1");
+        vtable.signal<std::uint32_t, sdbus::ObjectPath, std::string, std::string>("JobRemoved");
+        vtable.finish();
+        connection.requestName(compat::ServiceName{"org.freedesktop.systemd1"});
     }
 
     void addUnit(const std::string& unit, std::string activeState, std::uint32_t mainPid)
@@ -47,14 +48,15 @@ public:
         auto& state = units_[unit];
         state.activeState = std::move(activeState);
         state.mainPid = mainPid;
-        state.object = sdbus::createObject(connection_, pathOf(unit));
-        state.object->registerProperty("ActiveState").onInterface("org.freedesktop.systemd1.Unit").withGetter([this, unit] {
+        state.object = compat::makeObject(connection_, pathOf(unit));
+        compat::ObjectVTable vtable(*state.object);
+        vtable.onInterface("org.freedesktop.systemd1.Unit").property("ActiveState", [this, unit] {
             return units_.at(unit).activeState;
         });
-        state.object->registerProperty("MainPID").onInterface("org.freedesktop.systemd1.Service").withGetter([this, unit] {
+        vtable.onInterface("org.freedesktop.systemd1.Service").property("MainPID", [this, unit] {
             return units_.at(unit).mainPid;
         });
-        state.object->finishRegistration();
+        vtable.finish();
     }
 
     std::map<std::string, Job> jobs;  // by unit; a unit not listed gets "done"
@@ -86,13 +88,13 @@ private:
     const std::string& requireUnit(const std::string& unit)
     {
         if (!units_.count(unit))
-            throw sdbus::Error("org.freedesktop.systemd1.NoSuchUnit", "Unit " + unit + " not found.");
+            throw compat::makeError("org.freedesktop.systemd1.NoSuchUnit", "Unit " + unit + " not found.");
         return unit;
     }
 
-    void registerJobMethod(const std::string& method)
+    void registerJobMethod(compat::ObjectVTable& vtable, const std::string& method)
     {
-        object_->registerMethod(method).onInterface(manager).implementedAs(
+        vtable.method(method,
             [this, method](sdbus::Result<sdbus::ObjectPath>&& result, const std::string& unit, const std::string& mode) {
                 startJob(result, method, unit, mode);
             });
@@ -104,7 +106,7 @@ private:
     {
         calls.push_back(method + " " + unit + " " + mode);
         if (!units_.count(unit)) {
-            result.returnError(sdbus::Error("org.freedesktop.systemd1.NoSuchUnit", "Unit " + unit + " not found."));
+            result.returnError(compat::makeError("org.freedesktop.systemd1.NoSuchUnit", "Unit " + unit + " not found."));
             return;
         }
         const std::uint32_t id = ++lastJob_;

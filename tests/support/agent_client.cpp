@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "dbus/sdbus_compat.hpp"
+
 namespace armdock::test {
 
 namespace {
@@ -10,7 +12,7 @@ constexpr const char* interfaceName = "io.armdock.Agent1";
 
 AgentClient::AgentClient(const std::string& busAddress)
     : connection_(sdbus::createSessionBusConnectionWithAddress(busAddress)),
-      proxy_(sdbus::createProxy(*connection_, "io.armdock.Agent1", "/io/armdock/Agent1"))
+      proxy_(compat::makeProxy(*connection_, "io.armdock.Agent1", "/io/armdock/Agent1"))
 {
 }
 
@@ -76,7 +78,7 @@ std::string AgentClient::waitFinished(const std::string& tx, std::chrono::millis
 bool AgentClient::waitForAgent(const std::string& busAddress, std::chrono::milliseconds timeout)
 {
     auto connection = sdbus::createSessionBusConnectionWithAddress(busAddress);
-    auto dbus = sdbus::createProxy(*connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
+    auto dbus = compat::makeProxy(*connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         bool has = false;
