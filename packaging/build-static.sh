@@ -419,6 +419,9 @@ step_deb() {
     | gzip -9n >"$stage/usr/share/doc/armdock-agent-static/changelog.gz"
   install -D -m 0644 "$static_dir/debian/lintian-overrides" "$stage/usr/share/lintian/overrides/armdock-agent-static"
   install -m 0644 "$static_dir/debian/conffiles" "$stage/DEBIAN/conffiles"
+  for script in postinst prerm postrm; do
+    install -m 0755 "$static_dir/debian/$script" "$stage/DEBIAN/$script"
+  done
   size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
   sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" "$static_dir/debian/control.in" >"$stage/DEBIAN/control"
   (cd "$stage" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | sort | xargs md5sum) >"$stage/DEBIAN/md5sums"
