@@ -10,7 +10,8 @@
 #
 # Checks: the files land where the unit and the D-Bus policy expect them (the
 # unit's ExecStart and --config, the policy's bus name against the interface
-# XML, the conffile, the 0700 state folder, man pages, completion), the
+# XML, the group armdock of the policy, the conffile, the 0700 state folder,
+# man pages, completion), the
 # service is enabled, `armdock-agent --version` and `--check-config` work,
 # `systemd-analyze verify` passes on the installed unit, `dpkg -r` keeps the
 # state folder and the conffile, `dpkg -P` deletes both.
@@ -90,6 +91,7 @@ policy=/usr/share/dbus-1/system.d/io.armdock.Agent1.conf
 xml=/usr/share/dbus-1/interfaces/io.armdock.Agent1.xml
 check "the D-Bus policy is at $policy" test -f "$policy"
 check "the interface XML is at $xml" test -f "$xml"
+check "the group armdock that the policy lets call methods exists" getent group armdock
 bus_name=$(sed -n 's/.*allow own="\([^"]*\)".*/\1/p' "$root$policy")
 if [[ -n $bus_name ]] && grep -q "<interface name=\"$bus_name\"" "$root$xml" && grep -qaF "$bus_name" "$root$binary"; then
   pass "the policy lets root own $bus_name, the installed interface's name and the one the program requests"
