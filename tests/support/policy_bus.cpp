@@ -107,13 +107,8 @@ PolicyBus::PolicyBus(Options options) : options_(std::move(options))
         groups.string(), configFile().string()};
     std::vector<std::string> env = options_.environment;
     env.push_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
-    std::vector<char*> argv, envp;
-    for (auto& a : args)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env)
-        envp.push_back(e.data());
-    envp.push_back(nullptr);
+    auto argv = cStrings(args);
+    auto envp = cStrings(env);
 
     int logFd = ::open(logFile().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (logFd < 0)
@@ -129,15 +124,7 @@ PolicyBus::PolicyBus(Options options) : options_(std::move(options))
         ::prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (::getppid() != parent)
             ::_exit(125);
-        int devNull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devNull, 0);
-        ::dup2(logFd, 1);
-        ::dup2(logFd, 2);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::execve(argv[0], argv.data(), envp.data());
-        ::_exit(127);
+        execWithOutputTo(logFd, argv.data(), envp.data());
     }
     ::close(logFd);
     pid_ = pid;

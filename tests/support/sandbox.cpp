@@ -194,15 +194,6 @@ std::vector<fs::path> cgroupFolders(const std::string& name)
     return out;
 }
 
-std::vector<char*> cStrings(std::vector<std::string>& strings)
-{
-    std::vector<char*> out;
-    for (auto& s : strings)
-        out.push_back(s.data());
-    out.push_back(nullptr);
-    return out;
-}
-
 // Minimal HTTP/1.0 GET over a unix socket.
 std::optional<HttpReply> unixHttpGet(const fs::path& socketPath, const std::string& path,
     std::chrono::milliseconds timeout)
@@ -260,6 +251,28 @@ std::optional<HttpReply> unixHttpGet(const fs::path& socketPath, const std::stri
 }
 
 }  // namespace
+
+std::vector<char*> cStrings(std::vector<std::string>& strings)
+{
+    std::vector<char*> out;
+    for (auto& s : strings)
+        out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
+void execWithOutputTo(int logFd, char* const argv[], char* const envp[])
+{
+    int devNull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devNull, 0);
+    ::dup2(logFd, 1);
+    ::dup2(logFd, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(argv[0], argv, envp);
+    ::_exit(127);
+}
 
 // ---- free helpers -----------------------------------------------------------
 
@@ -545,15 +558,7 @@ void Sandbox::spawnManager()
                 ::close(fd);
             }
         }
-        int devNull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devNull, 0);
-        ::dup2(logFd, 1);
-        ::dup2(logFd, 2);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::execve(argv[0], argv.data(), envp.data());
-        ::_exit(127);
+        execWithOutputTo(logFd, argv.data(), envp.data());
     }
     ::close(logFd);
     managerPid_ = pid;

@@ -42,6 +42,13 @@ struct HttpReply {
     std::string body;
 };
 
+// argv/envp for execve: pointers into `strings`, ending with nullptr.
+std::vector<char*> cStrings(std::vector<std::string>& strings);
+// In a forked child (async-signal-safe calls only): stdin from /dev/null,
+// stdout and stderr to logFd, no blocked signals, then execve; exits 127 if
+// that fails.
+[[noreturn]] void execWithOutputTo(int logFd, char* const argv[], char* const envp[]);
+
 class Sandbox {
 public:
     explicit Sandbox(SandboxOptions options = {});

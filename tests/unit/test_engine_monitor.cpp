@@ -77,6 +77,15 @@ protected:
             io.run();
         }
     }
+    // The engine stops answering; the monitor's restart brings it back with `containers`.
+    void engineHangsThenComesBackWith(std::vector<ContainerSummary> containers)
+    {
+        engine.answers = false;
+        units.onRestart = [this, containers] {
+            engine.answers = true;
+            engine.containerList = containers;
+        };
+    }
     boost::asio::io_context io;
     ScriptedEngine engine;
     CountingUnits units;
@@ -165,11 +174,7 @@ TEST_F(EngineMonitorTest, ContainersMissingAfterItsRestartKeepItUnhealthyUntilTh
     EngineMonitor monitor(io, engine, units, settings, hooks);
     engine.containerList = {{webId, "web", "running", "always"}, {batchId, "batch", "running", "no"}};
     tick(monitor);  // healthy: notes that web must come back (batch has no restart policy)
-    engine.answers = false;
-    units.onRestart = [this] {  // the engine comes back without web
-        engine.answers = true;
-        engine.containerList = {{batchId, "batch", "exited", "no"}};
-    };
+    engineHangsThenComesBackWith({{batchId, "batch", "exited", "no"}});  // without web
     tick(monitor, 3);
     ASSERT_EQ(units.restarted.size(), 1u);
     EXPECT_FALSE(monitor.healthy());
@@ -194,11 +199,7 @@ TEST_F(EngineMonitorTest, ContainersThatComeBackAfterItsRestartLeaveItHealthy)
     EngineMonitor monitor(io, engine, units, settings, hooks);
     engine.containerList = {{webId, "web", "running", "unless-stopped"}};
     tick(monitor);
-    engine.answers = false;
-    units.onRestart = [this] {
-        engine.answers = true;
-        engine.containerList = {{webId, "web", "restarting", "unless-stopped"}};
-    };
+    engineHangsThenComesBackWith({{webId, "web", "restarting", "unless-stopped"}});
     auto comesBack = std::make_shared<boost::asio::steady_timer>(io, milliseconds(250));
     tick(monitor, 2);
     comesBack->async_wait([this](const boost::system::error_code&) { engine.containerList[0].state = "running"; });
@@ -218,11 +219,7 @@ TEST_F(EngineMonitorTest, AReloadAcknowledgesContainersThatDidNotComeBack)
     EngineMonitor monitor(io, engine, units, settings, hooks);
     engine.containerList = {{webId, "web", "running", "always"}};
     tick(monitor);
-    engine.answers = false;
-    units.onRestart = [this] {
-        engine.answers = true;
-        engine.containerList.clear();
-    };
+    engineHangsThenComesBackWith({});
     tick(monitor, 3);
     EXPECT_FALSE(monitor.healthy());
     monitor.reconfigure(settings);
@@ -238,11 +235,7 @@ TEST_F(EngineMonitorTest, WithoutExpectContainersBackItDoesNotWaitForThem)
     EngineMonitor monitor(io, engine, units, settings, hooks);
     engine.containerList = {{webId, "web", "running", "always"}};
     tick(monitor);
-    engine.answers = false;
-    units.onRestart = [this] {
-        engine.answers = true;
-        engine.containerList.clear();
-    };
+    engineHangsThenComesBackWith({});
     const auto before = steady_clock::now();
     tick(monitor, 4);
     EXPECT_LT(steady_clock::now() - before, milliseconds(1000));
