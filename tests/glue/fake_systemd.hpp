@@ -6,15 +6,14 @@
 
 #include <sdbus-c++/sdbus-c++.h>
 
-#include <cctype>
 #include <cstdint>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "dbus/sdbus_compat.hpp"
+#include "sandbox.hpp"
 
 namespace armdock::test {
 
@@ -70,20 +69,7 @@ private:
         std::unique_ptr<sdbus::IObject> object;
     };
 
-    static std::string pathOf(const std::string& unit)
-    {
-        std::string path = "/org/freedesktop/systemd1/unit/";
-        for (unsigned char c : unit) {
-            if (std::isalnum(c)) {
-                path += static_cast<char>(c);
-            } else {
-                char escaped[4];
-                std::snprintf(escaped, sizeof escaped, "_%02x", c);
-                path += escaped;
-            }
-        }
-        return path;
-    }
+    static std::string pathOf(const std::string& unit) { return test::systemdUnitPath(unit); }
 
     const std::string& requireUnit(const std::string& unit)
     {

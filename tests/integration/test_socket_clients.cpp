@@ -8,7 +8,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cstring>
 
 #include <atomic>
@@ -56,17 +55,7 @@ std::string systemdProperty(const Sandbox& sandbox, const std::string& unit, con
 std::uint64_t unitTimestamp(const Sandbox& sandbox, const std::string& unit, const std::string& interface,
                             const std::string& property)
 {
-    std::string path = "/org/freedesktop/systemd1/unit/";
-    for (unsigned char c : unit) {
-        if (std::isalnum(c)) {
-            path += static_cast<char>(c);
-        } else {
-            char escaped[4];
-            std::snprintf(escaped, sizeof escaped, "_%02x", c);
-            path += escaped;
-        }
-    }
-    auto r = sandbox.busctl({"get-property", "org.freedesktop.systemd1", path, "org.freedesktop.systemd1." + interface, property});
+    auto r = sandbox.busctl({"get-property", "org.freedesktop.systemd1", systemdUnitPath(unit), "org.freedesktop.systemd1." + interface, property});
     if (r.exitCode != 0 || !r.output.starts_with("t "))
         throw std::runtime_error("busctl get-property " + unit + " " + property + ": " + r.output);
     return std::stoull(r.output.substr(2));

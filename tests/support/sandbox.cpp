@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -251,6 +253,21 @@ std::optional<HttpReply> unixHttpGet(const fs::path& socketPath, const std::stri
 }
 
 }  // namespace
+
+std::string systemdUnitPath(const std::string& unit)
+{
+    std::string path = "/org/freedesktop/systemd1/unit/";
+    for (unsigned char c : unit) {
+        if (std::isalnum(c)) {
+            path += static_cast<char>(c);
+        } else {
+            char escaped[4];
+            std::snprintf(escaped, sizeof escaped, "_%02x", c);
+            path += escaped;
+        }
+    }
+    return path;
+}
 
 std::vector<char*> cStrings(std::vector<std::string>& strings)
 {

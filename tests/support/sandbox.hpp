@@ -42,6 +42,11 @@ struct HttpReply {
     std::string body;
 };
 
+// systemd's object path of a unit ("docker.service" ->
+// /org/freedesktop/systemd1/unit/docker_2eservice): every byte that is not
+// a letter or digit becomes _XX.
+std::string systemdUnitPath(const std::string& unit);
+
 // argv/envp for execve: pointers into `strings`, ending with nullptr.
 std::vector<char*> cStrings(std::vector<std::string>& strings);
 // In a forked child (async-signal-safe calls only): stdin from /dev/null,
