@@ -45,7 +45,13 @@ TEST_F(MonitorTest, TheHourlyRestartLimitHoldsAndStateSaysWhy)
     startAll({{"docker.monitor_interval_sec", "1"}, {"docker.monitor_failures", "1"}, {"docker.max_restarts_per_hour", "1"}});
     freezeEngine();
     ASSERT_TRUE(Sandbox::waitFor([&] { return client->engineRestarts() == 1u; }, seconds(10), milliseconds(20)));
-    ASSERT_TRUE(Sandbox::waitFor([&] { return sandbox->ping(); }, seconds(30), milliseconds(50)));
+    // dockerd answers /_ping a moment before it sends READY=1: freezing it in
+    // that window would hang the restart job until its start timeout, and the
+    // monitor, waiting for that job, would not tick. Wait until the restart
+    // is over: the unit active and the agent's Healthy true again.
+    ASSERT_TRUE(Sandbox::waitFor(
+        [&] { return sandbox->ping() && sandbox->activeState("docker.service") == "active" && client->healthy(); },
+        seconds(30), milliseconds(50)));
     const pid_t second = freezeEngine();
     ASSERT_TRUE(Sandbox::waitFor([&] { return client->property("State") == "failed"; }, seconds(10), milliseconds(20)));
     EXPECT_NE(client->progress().second.find("not restarting it again"), std::string::npos) << client->progress().second;
