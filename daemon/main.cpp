@@ -2,7 +2,6 @@
 // agent and systemd together, then run. The logic lives in core/.
 #include <utility>  // before Boost 1.74 Asio headers, which need std::exchange
 
-#include <openssl/crypto.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -91,24 +90,12 @@ void tuneAllocator()
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 }
 
-// OpenSSL serves only SHA-256 and SHA-1 here (EVP_sha256/EVP_sha1, default
-// provider). Without these flags its first use also read openssl.cnf and
-// kept its error strings and cipher/digest name tables: about 60 kB of heap
-// for nothing the agent uses.
-void initCrypto()
-{
-    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
-                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS,
-                        nullptr);
-}
-
 }  // namespace
 
 int main(int argc, char** argv)
 {
     using namespace armdock;
     tuneAllocator();
-    initCrypto();
     Options options;
     if (int code = parseOptions(argc, argv, options); code >= 0)
         return code;

@@ -1,5 +1,5 @@
-// SHA-256 and SHA-1 through OpenSSL's EVP interface (which uses the ARMv8
-// SHA-2 instructions where the CPU has them). Digests are lower-case hex.
+// SHA-256 and SHA-1 through OpenSSL's libcrypto (which uses the ARMv8 SHA-2
+// instructions where the CPU has them). Digests are lower-case hex.
 #pragma once
 
 #include <cstddef>
