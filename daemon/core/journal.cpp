@@ -20,9 +20,12 @@ std::system_error journalError(const std::filesystem::path& file, const std::str
     return std::system_error(errno, std::generic_category(), what + " " + file.string());
 }
 
-void appendLine(int fd, const std::filesystem::path& file, const nlohmann::json& line)
+// Appends the lines in one write and fsyncs once.
+void appendLines(int fd, const std::filesystem::path& file, const std::vector<nlohmann::json>& lines)
 {
-    std::string text = line.dump() + "\n";
+    std::string text;
+    for (const auto& line : lines)
+        text += line.dump() + "\n";
     const char* data = text.data();
     std::size_t left = text.size();
     while (left > 0) {
@@ -35,8 +38,13 @@ void appendLine(int fd, const std::filesystem::path& file, const nlohmann::json&
         data += n;
         left -= static_cast<std::size_t>(n);
     }
-    // The line must be on disk before the step it announces takes effect.
+    // The lines must be on disk before the steps they announce take effect.
     fsyncFd(fd, file);
+}
+
+void appendLine(int fd, const std::filesystem::path& file, const nlohmann::json& line)
+{
+    appendLines(fd, file, {line});
 }
 
 }  // namespace
@@ -98,12 +106,20 @@ void TransactionJournal::begin(const JournalBegin& begin)
 
 void TransactionJournal::record(const std::string& step, const std::string& detail)
 {
+    recordAll({{step, detail}});
+}
+
+void TransactionJournal::recordAll(const std::vector<JournalStep>& steps)
+{
     if (fd_ < 0) {
         fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
         if (fd_ < 0)
             throw journalError(file_, "cannot open transaction journal");
     }
-    appendLine(fd_, file_, {{"step", step}, {"detail", detail}});
+    std::vector<nlohmann::json> lines;
+    for (const auto& s : steps)
+        lines.push_back({{"step", s.step}, {"detail", s.detail}});
+    appendLines(fd_, file_, lines);
 }
 
 std::optional<JournalContents> TransactionJournal::load() const

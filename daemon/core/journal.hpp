@@ -26,8 +26,8 @@ struct JournalBegin {
 };
 
 struct JournalStep {
-    std::string step;    // "staged", "backed-up", "stopping", "swapped", "started", "rolling-back", "committed"
-    std::string detail;  // backup id for "backed-up", payload name for "swapped"
+    std::string step;    // "backed-up", "backup-new", "stopping", "swap", "rolling-back", "committed"
+    std::string detail;  // backup id for "backed-up"/"backup-new", payload name for "swap"
 };
 
 struct JournalContents {
@@ -54,6 +54,10 @@ public:
     void begin(const JournalBegin& begin);
     // Appends one line and fsyncs it before returning.
     void record(const std::string& step, const std::string& detail = {});
+    // Appends several lines in one write and one fsync. A crash during the
+    // write can tear the last lines (load ignores a torn line), so use it
+    // only for lines that announce steps taken after it returns.
+    void recordAll(const std::vector<JournalStep>& steps);
     // Reads it back; a torn last line (crash while writing) is ignored.
     // nullopt when there is no journal; throws std::runtime_error naming the
     // file when its first line cannot be read.

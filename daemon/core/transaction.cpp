@@ -64,10 +64,19 @@ void TransactionRunner::report(const std::string& state, unsigned percent, const
 Task<void> TransactionRunner::stopEngine()
 {
     const milliseconds timeout = seconds(config_.docker.stopTimeoutSec);
-    // The socket first: once it is gone no client can start the old engine again mid-swap.
+    // The socket too: once it is gone no client can start the old engine
+    // again mid-swap. Both jobs are enqueued before either is awaited, as
+    // `systemctl stop docker.socket docker.service` does. The socket's job
+    // comes first; when the service Requires= the socket (Docker's unit
+    // does), that transaction already holds the service's stop and the second
+    // call only joins it: awaited one after the other, it was one more job
+    // wait inside the outage.
+    std::vector<std::string> units;
     if (!config_.docker.socketUnit.empty())
-        co_await s_.units.stopUnit(config_.docker.socketUnit, timeout);
-    co_await s_.units.stopUnit(config_.docker.service, timeout);
+        units.push_back(config_.docker.socketUnit);
+    units.push_back(config_.docker.service);
+    auto stopped = s_.units.stopUnits(std::move(units), timeout);  // GCC 12: no temporaries in a co_await
+    co_await std::move(stopped);
 }
 
 Task<void> TransactionRunner::startEngine()
@@ -416,20 +425,28 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
         faultPoint("after-stop");
         report("swapping", 60, "renaming the staged files over their targets");
         swapped = co_await runOffLoop(s_.pool, [&] {
+            // Order: one journal write (one fdatasync, inside the outage)
+            // announces every payload's rename before the first rename; the
+            // staged files were fsync'ed when they were staged; renameDurably
+            // fsyncs each folder after its rename. A recovery restores every
+            // payload named here from the backup: one not renamed yet gets
+            // back the bytes it has, as a rollback after a failure before the
+            // swap already does.
+            std::vector<JournalStep> lines;
             std::vector<std::string> names;
             for (const auto& p : plan.payloads) {
-                // Order: the journal line is on disk before the rename; the
-                // staged file was fsync'ed when it was staged; renameDurably
-                // fsyncs the folder after the rename.
-                s_.journal.record("swap", p.spec->name);
+                lines.push_back({"swap", p.spec->name});
                 names.push_back(p.spec->name);
+            }
+            s_.journal.recordAll(lines);
+            for (std::size_t i = 0; i < plan.payloads.size(); ++i) {
+                const auto& p = plan.payloads[i];
                 if (p.removeTarget)
                     removeDurably(p.spec->path);
                 else
                     renameDurably(stagedPathFor(p.spec->path, tx), p.spec->path);
-                faultPoint(names.size() == 1 ? "after-first-rename" : "after-rename");
+                faultPoint(i == 0 ? "after-first-rename" : "after-rename");
             }
-            s_.journal.record("swapped");
             return names;
         });
         faultPoint("after-swap");

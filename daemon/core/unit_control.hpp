@@ -49,6 +49,15 @@ public:
             co_await startUnit(unit, timeout);
     }
 
+    // Stops several units as `systemctl stop A B` does, the same way: every
+    // job enqueued in this order, then all awaited. This default stops them
+    // one after the other.
+    virtual Task<void> stopUnits(std::vector<std::string> units, std::chrono::milliseconds timeout)
+    {
+        for (const auto& unit : units)
+            co_await stopUnit(unit, timeout);
+    }
+
     // ActiveState ("active", "activating", "failed", "inactive", ...).
     virtual Task<std::string> activeState(const std::string& unit) = 0;
     // ExecMainPID of a service (0 when not running).

@@ -453,6 +453,11 @@ Task<void> SystemdUnits::startUnits(std::vector<std::string> units, std::chrono:
     return Impl::runJobs(impl_, "StartUnit", std::move(units), timeout);
 }
 
+Task<void> SystemdUnits::stopUnits(std::vector<std::string> units, std::chrono::milliseconds timeout)
+{
+    return Impl::runJobs(impl_, "StopUnit", std::move(units), timeout);
+}
+
 Task<std::string> SystemdUnits::activeState(const std::string& unit)
 {
     return Impl::readProperty<std::string>(impl_, unit, unitInterface, "ActiveState");

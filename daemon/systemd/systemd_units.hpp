@@ -35,6 +35,7 @@ public:
     Task<void> startUnit(const std::string& unit, std::chrono::milliseconds timeout) override;
     Task<void> restartUnit(const std::string& unit, std::chrono::milliseconds timeout) override;
     Task<void> startUnits(std::vector<std::string> units, std::chrono::milliseconds timeout) override;
+    Task<void> stopUnits(std::vector<std::string> units, std::chrono::milliseconds timeout) override;
     Task<std::string> activeState(const std::string& unit) override;
     Task<std::uint32_t> mainPid(const std::string& unit) override;
 

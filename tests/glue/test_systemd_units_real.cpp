@@ -115,6 +115,21 @@ TEST_F(SystemdUnitsRealTest, StartsASocketAndItsServiceTogether)
     EXPECT_EQ(sandbox->activeState("sleeper.service"), "active");  // its own job still ran to "done"
 }
 
+// The upgrade's stop step: both jobs enqueued at once; the service's stop is
+// already part of the socket's transaction (Requires=), the second call joins it.
+TEST_F(SystemdUnitsRealTest, StopsASocketAndItsServiceTogether)
+{
+    runTask(io, units->startUnits({"pair.socket", "pair.service"}, 20s), 30s);
+    const pid_t pid = sandbox->mainPid("pair.service");
+    ASSERT_GT(pid, 0);
+    runTask(io, units->stopUnits({"pair.socket", "pair.service"}, 20s), 30s);
+    EXPECT_EQ(sandbox->activeState("pair.socket"), "inactive");
+    EXPECT_EQ(sandbox->activeState("pair.service"), "inactive");
+    EXPECT_FALSE(processAlive(pid));
+    // Again, with both already stopped: jobs that end at once in "done".
+    runTask(io, units->stopUnits({"pair.socket", "pair.service"}, 20s), 30s);
+}
+
 TEST_F(SystemdUnitsRealTest, UnknownUnitIsAMethodError)
 {
     try {
