@@ -19,8 +19,9 @@
 #   proof    prints file/readelf of the aarch64 binaries and runs the agent
 #            under qemu-aarch64-static: no sysroot, in an empty chroot
 #   deb      armdock-agent-static_<version>_arm64.deb and lintian on it
-#   qemu_upgrade  (not in the default list) the aarch64 agent under qemu in
-#            the x86-64 test sandbox; see step_qemu_upgrade
+#   qemu_upgrade  the aarch64 agent under qemu completes an upgrade, rollbacks
+#            and a drop-in in the x86-64 test sandbox (real systemd,
+#            dbus-daemon, dockerd); see step_qemu_upgrade
 #
 # Environment:
 #   ARMDOCK_CACHE   where sources and built libraries are kept between runs
@@ -352,26 +353,74 @@ step_proof() {
   trap - EXIT
 }
 
-# Step qemu_upgrade (not among the defaults): the aarch64 agent under qemu
+# Step qemu_upgrade: the aarch64 agent under qemu
 # as the x86-64 test sandbox's armdock-agent.service (systemd user manager,
-# dbus-daemon, dockerd), driven by the x86_64 build's test_agent_upgrade with
-# ARMDOCK_AGENT_BINARY pointing at a qemu wrapper. It starts, notifies
-# READY=1 and answers on the bus, but the upgrade itself is refused: the
-# agent accepts only payloads for the machine it was built for (aarch64),
-# and the sandbox's dockerd is x86-64. It passes once the agent can be told,
-# in a test build, which ELF machine its engine runs on.
+# dbus-daemon, real dockerd), driven by the x86_64 build's test_agent_upgrade
+# with ARMDOCK_AGENT_BINARY pointing at a qemu wrapper: one upgrade, a
+# rollback through the method, a drop-in through `systemctl reload`, and a
+# forced rollback (a failing smoke command).
+#
+# The agent accepts only engines for its own machine, and the sandbox's
+# dockerd is x86-64. The sandbox's engine is therefore the real dockerd
+# behind an aarch64 launcher (tests/engines/engine_launcher.c, static, a few
+# hundred kB): the payload the agent checks, stages, swaps and backs up is an
+# aarch64 ELF; systemd and the agent's `-v` run it through binfmt_misc and
+# qemu, and it execs the real dockerd natively. qemu-aarch64 is registered
+# with binfmt_misc for the time of the step (flag F, so the sandbox's own
+# mount namespace sees it) and unregistered afterwards if it was not before.
+qemu_binfmt_entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
+qemu_binfmt_added=0
+qemu_binfmt_mounted=0
+qemu_binfmt_cleanup() {
+  if [ "$qemu_binfmt_added" = 1 ] && [ -e "$qemu_binfmt_entry" ]; then
+    echo -1 >"$qemu_binfmt_entry" && log "qemu-aarch64 unregistered from binfmt_misc"
+  fi
+  if [ "$qemu_binfmt_mounted" = 1 ]; then umount /proc/sys/fs/binfmt_misc || true; fi
+}
+qemu_binfmt_register() {
+  local conf line
+  if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || die "cannot mount binfmt_misc"
+    qemu_binfmt_mounted=1
+  fi
+  if [ -e "$qemu_binfmt_entry" ]; then
+    grep -q '^enabled' "$qemu_binfmt_entry" || die "$qemu_binfmt_entry is registered but disabled"
+    log "qemu-aarch64 already registered with binfmt_misc: $(grep -E '^(interpreter|flags)' "$qemu_binfmt_entry" | tr '\n' ' ')"
+    return
+  fi
+  conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+  [ -f "$conf" ] || die "no $conf: is qemu-user-static installed? (step deps)"
+  line=$(grep -v '^#' "$conf" | head -1)
+  case "${line##*:}" in *F*) ;; *) line="${line}F" ;; esac  # flags are the last field
+  printf '%s' "$line" >/proc/sys/fs/binfmt_misc/register || die "cannot register qemu-aarch64 with binfmt_misc"
+  qemu_binfmt_added=1
+  log "qemu-aarch64 registered with binfmt_misc for this step: $(grep -E '^(interpreter|flags)' "$qemu_binfmt_entry" | tr '\n' ' ')"
+}
+
 step_qemu_upgrade() {
-  local test=$out/x86_64/tests/integration/test_agent_upgrade wrapper t0
+  local test=$out/x86_64/tests/integration/test_agent_upgrade wrapper launcher t0
   [ -x "$test" ] || die "$test is missing: run the x86_64 step first"
+  [ -x "$out/bin-aarch64/armdock-agent" ] || die "no aarch64 agent: run the aarch64 step first"
   wrapper=$out/armdock-agent-qemu
   printf '#!/bin/sh\n# The aarch64 armdock-agent under user-mode qemu, no sysroot.\nexec /usr/bin/qemu-aarch64-static %s "$@"\n' \
     "$out/bin-aarch64/armdock-agent" >"$wrapper"
   chmod 0755 "$wrapper"
-  echo "--- one whole upgrade: the aarch64 agent under qemu, the x86-64 sandbox's systemd and dockerd"
+  launcher=$out/engine-launcher-aarch64
+  aarch64-linux-gnu-gcc -static -Os -Wall -Werror -o "$launcher" "$repo/tests/engines/engine_launcher.c"
+  aarch64-linux-gnu-strip "$launcher"
+  echo "engine launcher: $(file -b "$launcher" | cut -d, -f1-2), $(stat -c %s "$launcher") bytes, execs /usr/sbin/dockerd ($(file -b /usr/sbin/dockerd | cut -d, -f1-2))"
+  trap qemu_binfmt_cleanup EXIT
+  qemu_binfmt_register
+  "$launcher" -v || die "the aarch64 launcher does not run through binfmt_misc"
+  echo "--- the aarch64 agent under qemu, the x86-64 sandbox's systemd and dockerd behind the aarch64 launcher"
   t0=$(date +%s.%N)
-  ARMDOCK_AGENT_BINARY=$wrapper ARMDOCK_ENGINES_DIR=$out/x86_64/tests/integration \
-    "$test" --gtest_filter="${ARMDOCK_PROOF_TEST:-AgentUpgradeTest.UpgradeSucceedsAndReportsIt}"
-  echo "qemu upgrade test took $(echo "$(date +%s.%N) - $t0" | bc) s"
+  ARMDOCK_AGENT_BINARY=$wrapper ARMDOCK_ENGINES_DIR=$out/x86_64/tests/integration ARMDOCK_SANDBOX_ENGINE=$launcher \
+    "$test" --gtest_filter="${ARMDOCK_PROOF_TEST:-AgentUpgradeTest.*:EachFailure/AgentRollbackTest.BadEngineIsRolledBackByteForByte/SmokeCommandFails}"
+  echo "qemu upgrade tests took $(echo "$(date +%s.%N) - $t0" | bc) s"
+  qemu_binfmt_cleanup
+  qemu_binfmt_added=0
+  qemu_binfmt_mounted=0
+  trap - EXIT
 }
 
 # --- deb ------------------------------------------------------------------------
@@ -437,7 +486,7 @@ step_deb() {
 
 main() {
   local steps=("$@")
-  ((${#steps[@]})) || steps=(deps sources libs x86_64 aarch64 proof deb)
+  ((${#steps[@]})) || steps=(deps sources libs x86_64 aarch64 proof deb qemu_upgrade)
   for s in "${steps[@]}"; do
     declare -F "step_$s" >/dev/null || die "unknown step \"$s\" (deps sources libs x86_64 aarch64 proof deb qemu_upgrade)"
   done

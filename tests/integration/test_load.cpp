@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "agent_sandbox_fixture.hpp"
+#include "dbus/sdbus_compat.hpp"
 
 namespace armdock::test {
 namespace {
@@ -45,9 +46,9 @@ constexpr double referenceFactor = 3.0;
 
 struct Connection {
     explicit Connection(const std::string& bus)
-        : connection(sdbus::createSessionBusConnectionWithAddress(bus)),
-          proxy(sdbus::createProxy(*connection, agentName, agentPath)),
-          systemd(sdbus::createProxy(*connection, "org.freedesktop.systemd1", "/org/freedesktop/systemd1"))
+        : connection(compat::busAt(bus)),
+          proxy(compat::makeProxy(*connection, agentName, agentPath)),
+          systemd(compat::makeProxy(*connection, "org.freedesktop.systemd1", "/org/freedesktop/systemd1"))
     {
     }
     std::unique_ptr<sdbus::IConnection> connection;

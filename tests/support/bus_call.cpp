@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "dbus/sdbus_compat.hpp"
+
 namespace {
 
 constexpr const char* agentInterface = "io.armdock.Agent1";
@@ -25,7 +27,7 @@ constexpr const char* agentInterface = "io.armdock.Agent1";
 std::string call(sdbus::IConnection& connection, sdbus::IProxy& proxy, const std::string& what)
 {
     if (what == "Own") {
-        connection.requestName("io.armdock.Agent1");
+        connection.requestName(armdock::compat::ServiceName{"io.armdock.Agent1"});
         return "owner of io.armdock.Agent1";
     }
     if (what == "Upgrade") {
@@ -81,8 +83,8 @@ int main(int argc, char** argv)
     std::unique_ptr<sdbus::IConnection> connection;
     std::unique_ptr<sdbus::IProxy> proxy;
     try {
-        connection = sdbus::createSessionBusConnectionWithAddress(argv[1]);
-        proxy = sdbus::createProxy(*connection, "io.armdock.Agent1", "/io/armdock/Agent1");
+        connection = armdock::compat::busAt(argv[1]);
+        proxy = armdock::compat::makeProxy(*connection, "io.armdock.Agent1", "/io/armdock/Agent1");
     } catch (const std::exception& e) {
         std::printf("cannot connect to %s: %s\n", argv[1], e.what());
         return 2;

@@ -440,6 +440,14 @@ void Sandbox::fail(const std::string& what) const
     throw std::runtime_error(message);
 }
 
+std::filesystem::path Sandbox::engineSource() const
+{
+    if (!options_.engineSource.empty())
+        return options_.engineSource;
+    const char* fromEnvironment = std::getenv("ARMDOCK_SANDBOX_ENGINE");
+    return fromEnvironment && *fromEnvironment ? fromEnvironment : realDockerd;
+}
+
 void Sandbox::makeTree()
 {
     char tmpl[] = "/tmp/armdock-sandbox.XXXXXX";
@@ -455,7 +463,7 @@ void Sandbox::makeTree()
         fs::create_directories(dir_ / sub);
     }
     ::chmod(runtimeDir().c_str(), 0711);
-    installExecutable(realDockerd, payloadPath("docker"));
+    installExecutable(engineSource(), payloadPath("docker"));
     installExecutable(smallElf, payloadPath("dockerinit"));
 
     writeFile(dir_ / "dbus.conf",

@@ -30,6 +30,12 @@ struct SandboxOptions {
     // Leave the temp folder (never the processes) after the end; the
     // environment variable ARMDOCK_KEEP_SANDBOX=1 does the same.
     bool keepDir = false;
+    // The executable installed as the engine payload (usr/bin/dockerd in the
+    // sandbox's root). Empty: $ARMDOCK_SANDBOX_ENGINE if set, else the real
+    // /usr/sbin/dockerd. packaging/build-static.sh sets the variable to an
+    // aarch64 launcher of the real dockerd (tests/engines/engine_launcher.c),
+    // so that the aarch64 agent under qemu accepts the sandbox's engine.
+    std::string engineSource;
 };
 
 struct CommandResult {
@@ -142,6 +148,7 @@ public:
 
 private:
     void makeTree();
+    std::filesystem::path engineSource() const;  // see SandboxOptions::engineSource
     void writeBaseUnits();
     void makeCgroups();
     void spawnManager();
