@@ -365,7 +365,9 @@ step_proof() {
 # behind an aarch64 launcher (tests/engines/engine_launcher.c, static, a few
 # hundred kB): the payload the agent checks, stages, swaps and backs up is an
 # aarch64 ELF; systemd and the agent's `-v` run it through binfmt_misc and
-# qemu, and it execs the real dockerd natively. qemu-aarch64 is registered
+# qemu, and it execs the real dockerd natively. The dockerinit payload, never
+# run, is a copy of the launcher too: Rollback refuses a backup set holding
+# an executable for another machine. qemu-aarch64 is registered
 # with binfmt_misc for the time of the step (flag F, so the sandbox's own
 # mount namespace sees it) and unregistered afterwards if it was not before.
 qemu_binfmt_entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
@@ -414,7 +416,8 @@ step_qemu_upgrade() {
   "$launcher" -v || die "the aarch64 launcher does not run through binfmt_misc"
   echo "--- the aarch64 agent under qemu, the x86-64 sandbox's systemd and dockerd behind the aarch64 launcher"
   t0=$(date +%s.%N)
-  ARMDOCK_AGENT_BINARY=$wrapper ARMDOCK_ENGINES_DIR=$out/x86_64/tests/integration ARMDOCK_SANDBOX_ENGINE=$launcher \
+  ARMDOCK_AGENT_BINARY=$wrapper ARMDOCK_ENGINES_DIR=$out/x86_64/tests/integration \
+    ARMDOCK_SANDBOX_ENGINE=$launcher ARMDOCK_SANDBOX_DOCKERINIT=$launcher \
     "$test" --gtest_filter="${ARMDOCK_PROOF_TEST:-AgentUpgradeTest.*:EachFailure/AgentRollbackTest.BadEngineIsRolledBackByteForByte/SmokeCommandFails}"
   echo "qemu upgrade tests took $(echo "$(date +%s.%N) - $t0" | bc) s"
   qemu_binfmt_cleanup

@@ -440,12 +440,12 @@ void Sandbox::fail(const std::string& what) const
     throw std::runtime_error(message);
 }
 
-std::filesystem::path Sandbox::engineSource() const
+std::filesystem::path Sandbox::sourceOf(const std::string& option, const char* variable, const char* fallback)
 {
-    if (!options_.engineSource.empty())
-        return options_.engineSource;
-    const char* fromEnvironment = std::getenv("ARMDOCK_SANDBOX_ENGINE");
-    return fromEnvironment && *fromEnvironment ? fromEnvironment : realDockerd;
+    if (!option.empty())
+        return option;
+    const char* fromEnvironment = std::getenv(variable);
+    return fromEnvironment && *fromEnvironment ? fromEnvironment : fallback;
 }
 
 void Sandbox::makeTree()
@@ -463,8 +463,8 @@ void Sandbox::makeTree()
         fs::create_directories(dir_ / sub);
     }
     ::chmod(runtimeDir().c_str(), 0711);
-    installExecutable(engineSource(), payloadPath("docker"));
-    installExecutable(smallElf, payloadPath("dockerinit"));
+    installExecutable(sourceOf(options_.engineSource, "ARMDOCK_SANDBOX_ENGINE", realDockerd), payloadPath("docker"));
+    installExecutable(sourceOf(options_.dockerinitSource, "ARMDOCK_SANDBOX_DOCKERINIT", smallElf), payloadPath("dockerinit"));
 
     writeFile(dir_ / "dbus.conf",
         "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"

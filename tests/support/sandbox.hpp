@@ -36,6 +36,10 @@ struct SandboxOptions {
     // aarch64 launcher of the real dockerd (tests/engines/engine_launcher.c),
     // so that the aarch64 agent under qemu accepts the sandbox's engine.
     std::string engineSource;
+    // The same for the dockerinit payload (usr/lib/docker/dockerinit):
+    // $ARMDOCK_SANDBOX_DOCKERINIT, else /bin/true. It is never run, but a
+    // rollback checks that it is an executable for the agent's machine.
+    std::string dockerinitSource;
 };
 
 struct CommandResult {
@@ -148,7 +152,8 @@ public:
 
 private:
     void makeTree();
-    std::filesystem::path engineSource() const;  // see SandboxOptions::engineSource
+    // SandboxOptions::engineSource / dockerinitSource, or their variables, or the defaults.
+    static std::filesystem::path sourceOf(const std::string& option, const char* variable, const char* fallback);
     void writeBaseUnits();
     void makeCgroups();
     void spawnManager();
