@@ -53,7 +53,8 @@ std::string call(sdbus::IConnection& connection, sdbus::IProxy& proxy, const std
     }
     if (what.starts_with("Get:")) {
         sdbus::Variant value = proxy.getProperty(what.substr(4)).onInterface(agentInterface);
-        return value.peekValueType() == "s" ? value.get<std::string>() : value.peekValueType();
+        const std::string type = value.peekValueType();  // std::string in 1.2, const char* in 2.x
+        return type == "s" ? value.get<std::string>() : type;
     }
     if (what == "GetAll") {
         std::map<std::string, sdbus::Variant> all;
