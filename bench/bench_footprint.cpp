@@ -8,6 +8,13 @@
 // threads) over ARMDOCK_BENCH_IDLE_SEC (default 60) idle seconds. The same
 // numbers for the sandbox's dbus-daemon, a small C daemon on the same bus,
 // are printed beside them as the reference.
+//
+// When ARMDOCK_BENCH_STATIC_AGENT names the x86-64 static agent of
+// packaging/build-static.sh (bench/run.sh sets it when that build exists),
+// the same unit is then restarted on it and measured the same way, beside
+// the dynamic one: most of the dynamic agent's VmRSS is shared libraries.
+#include <optional>
+
 #include "bench_agent.hpp"
 
 using namespace armdock::bench;
@@ -70,6 +77,30 @@ int main()
     std::cout << "   idle " << idleSec << " s: agent CPU " << fmt(cpu, 0) << " ms, " << wakeups << " wake-ups (watchdog feeds: "
               << watchdogTicks << ")   |  dbus-daemon CPU " << fmt(bcpu, 0) << " ms, " << bwakeups << " wake-ups\n";
 
+    // The static build, if there is one: the same unit, restarted on it.
+    std::optional<Memory> staticAfterCalls;
+    if (const char* v = std::getenv("ARMDOCK_BENCH_STATIC_AGENT"); v && *v && fs::exists(v)) {
+        sandbox.systemctl({"stop", "armdock-agent.service"});
+        sandbox.agentUnit(v, writeBenchConfig(sandbox), {}, "WatchdogSec=10s\n");
+        sandbox.startUnits({"armdock-agent.service"});
+        if (!AgentClient::waitForAgent(sandbox.busAddress())) {
+            std::cerr << "the static agent " << v << " did not take its bus name\n";
+            return 1;
+        }
+        const pid_t staticAgent = sandbox.mainPid("armdock-agent.service");
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        const Memory sStart = memoryOf(staticAgent);
+        statusCalls(sandbox.busAddress(), 2 * calls);
+        staticAfterCalls = memoryOf(staticAgent);
+        std::cout << "   static build (" << v << ", PID " << staticAgent << ")\n";
+        auto one = [](const char* what, const Memory& m) {
+            std::cout << "   " << what << "  RssAnon " << kb(m.rssAnon) << " VmRSS " << kb(m.vmRss) << " PSS " << kb(m.pss)
+                      << " threads " << m.threads << "\n";
+        };
+        one("after start     ", sStart);
+        one(("after " + std::to_string(2 * calls) + " calls").c_str(), *staticAfterCalls);
+    }
+
     const long growth = a2.rssAnon - a1.rssAnon;
     addSummary({"3 footprint", "RssAnon after start / after " + std::to_string(2 * calls) + " calls (kB)",
                 std::to_string(aStart.rssAnon) + " / " + std::to_string(a2.rssAnon), "dbus-daemon " + std::to_string(b2.rssAnon),
@@ -79,6 +110,13 @@ int main()
     addSummary({"3 footprint", "VmRSS / PSS after calls (kB)", std::to_string(a2.vmRss) + " / " + std::to_string(a2.pss),
                 "dbus-daemon " + std::to_string(b2.vmRss) + " / " + std::to_string(b2.pss), ratio(a2.vmRss, b2.vmRss), "VmRSS < 6144 kB",
                 a2.vmRss < 6144});
+    if (staticAfterCalls) {
+        const Memory& m = *staticAfterCalls;
+        addSummary({"3 footprint", "static build: VmRSS / PSS / RssAnon after calls (kB)",
+                    std::to_string(m.vmRss) + " / " + std::to_string(m.pss) + " / " + std::to_string(m.rssAnon),
+                    "dynamic " + std::to_string(a2.vmRss) + " / " + std::to_string(a2.pss) + " / " + std::to_string(a2.rssAnon),
+                    ratio(m.vmRss, a2.vmRss), "VmRSS < 6144 kB", m.vmRss < 6144});
+    }
     addSummary({"3 footprint", "idle " + std::to_string(idleSec) + " s: CPU ms, wake-ups", fmt(cpu, 0) + " ms, " + std::to_string(wakeups),
                 "watchdog feeds " + std::to_string(watchdogTicks), ratio(wakeups, watchdogTicks), "wake-ups <= watchdog's",
                 wakeups <= watchdogTicks + 1});

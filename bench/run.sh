@@ -31,6 +31,14 @@ trap 'rm -f "$summary"' EXIT
 export ARMDOCK_BENCH_SUMMARY=$summary
 export ARMDOCK_AGENT_BINARY=$PWD/$build/daemon/armdock-agent
 export ARMDOCK_ENGINES_DIR=$PWD/$build/tests/integration
+# The footprint benchmark also measures the x86-64 static agent when
+# packaging/build-static.sh has built one.
+static_out=${ARMDOCK_STATIC_OUT:-build-static}
+[[ $static_out == /* ]] || static_out=$PWD/$static_out
+static_agent=$static_out/x86_64/daemon/armdock-agent
+if [ -z "${ARMDOCK_BENCH_STATIC_AGENT:-}" ] && [ -x "$static_agent" ]; then
+  export ARMDOCK_BENCH_STATIC_AGENT=$static_agent
+fi
 failed=()
 start=$(date +%s)
 for b in "${all[@]}"; do

@@ -218,6 +218,16 @@ prop() {  # prints a property's value without its type
         sed -E -e 's/^[^ ]+ //; s/^"(.*)"$/\1/' -e "s/\\\\'/'/g"  # drop the type, the quotes, busctl's \' escapes
 }
 
+# "STATE | PERCENT MESSAGE" from one GetAll: one message, so State and
+# Progress always come from the same moment (two Gets could straddle a change).
+state_and_progress() {
+    busctl --address="$BUS" --json=short call io.armdock.Agent1 /io/armdock/Agent1 \
+        org.freedesktop.DBus.Properties GetAll s io.armdock.Agent1 |
+        python3 -c 'import json, sys
+p = json.load(sys.stdin)["data"][0]
+print("%s | %s %s" % (p["State"]["data"], p["Progress"]["data"][0], p["Progress"]["data"][1]))'
+}
+
 # Calls Upgrade with docker=$1, then prints State/Progress as they change until
 # Finished arrives for that transaction.
 upgrade() {
@@ -233,7 +243,7 @@ upgrade() {
     echo "transaction $tx"
     local deadline=$((SECONDS + 180))
     while [ "$SECONDS" -lt "$deadline" ]; do
-        if ! line="$(prop State) | $(prop Progress)"; then
+        if ! line=$(state_and_progress); then
             echo "  the agent is gone: $(systemctl --user show -p ActiveState,Result,ExecMainStatus --value \
                 armdock-agent.service | paste -sd' ')"
             tail -n 20 "$T/logs/armdock-agent.log" | sed 's/^/    | /'
