@@ -419,32 +419,34 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
     bool cancelled = false;
     try {
         report("stopping", 50, "stopping " + config_.docker.service);
-        co_await journalStep("stopping");
+        // One journal write (one fdatasync), still before the outage,
+        // announces the stop and every payload's rename: the swap inside the
+        // outage is then only renames. A recovery restores every payload
+        // named here from the backup; one not renamed yet gets back the bytes
+        // it already has, as a rollback after a failure before the swap does.
+        std::vector<JournalStep> announced{{"stopping", ""}};
+        for (const auto& p : plan.payloads)
+            announced.push_back({"swap", p.spec->name});
+        co_await runOffLoop(s_.pool, [&] {
+            s_.journal.recordAll(announced);
+            return 0;
+        });
         faultPoint("before-stop");
         co_await stopEngine();
         faultPoint("after-stop");
         report("swapping", 60, "renaming the staged files over their targets");
         swapped = co_await runOffLoop(s_.pool, [&] {
-            // Order: one journal write (one fdatasync, inside the outage)
-            // announces every payload's rename before the first rename; the
-            // staged files were fsync'ed when they were staged; renameDurably
-            // fsyncs each folder after its rename. A recovery restores every
-            // payload named here from the backup: one not renamed yet gets
-            // back the bytes it has, as a rollback after a failure before the
-            // swap already does.
-            std::vector<JournalStep> lines;
+            // Order: the journal announced every rename above; the staged
+            // files were fsync'ed when they were staged; renameDurably fsyncs
+            // each folder after its rename, all before "committed".
             std::vector<std::string> names;
-            for (const auto& p : plan.payloads) {
-                lines.push_back({"swap", p.spec->name});
-                names.push_back(p.spec->name);
-            }
-            s_.journal.recordAll(lines);
             for (std::size_t i = 0; i < plan.payloads.size(); ++i) {
                 const auto& p = plan.payloads[i];
                 if (p.removeTarget)
                     removeDurably(p.spec->path);
                 else
                     renameDurably(stagedPathFor(p.spec->path, tx), p.spec->path);
+                names.push_back(p.spec->name);
                 faultPoint(i == 0 ? "after-first-rename" : "after-rename");
             }
             return names;
