@@ -8,7 +8,11 @@
 // it, is bench_notify_ready: a Type=notify unit that only sends READY=1 (the
 // floor of this manager and machine).
 //
-// ARMDOCK_BENCH_STARTS (default 10) sets the number of rounds.
+// ARMDOCK_BENCH_STARTS (default 10) sets the number of rounds. When
+// ARMDOCK_BENCH_STATIC_AGENT names the x86-64 static agent of
+// packaging/build-static.sh (bench/run.sh sets it when that build exists),
+// each round also starts the same unit on it: the dynamic agent's start
+// holds the loading of its 16 shared libraries.
 #include "bench_agent.hpp"
 
 using namespace armdock::bench;
@@ -46,12 +50,28 @@ int main(int, char** argv)
                                                   notifier.string() + "\n");
     sandbox.daemonReload();
 
-    std::vector<double> agent, reference;
+    const char* staticAgentEnv = std::getenv("ARMDOCK_BENCH_STATIC_AGENT");
+    const fs::path staticAgent = staticAgentEnv && *staticAgentEnv && fs::exists(staticAgentEnv) ? fs::path(staticAgentEnv) : fs::path();
+    const fs::path config = writeBenchConfig(sandbox);
+    // One bus name: the unit runs one binary or the other, rewritten between starts.
+    auto useBinary = [&](const fs::path& binary) {
+        sandbox.stopUnits({"armdock-agent.service"});
+        sandbox.agentUnit(binary, config);
+    };
+
+    std::vector<double> agent, reference, statics;
     for (int i = 0; i < rounds; ++i) {
         agent.push_back(startMs(sandbox, "armdock-agent.service"));
         reference.push_back(startMs(sandbox, "bench-notify.service"));
         std::cout << "round " << i + 1 << ": agent " << fmt(agent.back(), 2) << " ms   sd_notify-only " << fmt(reference.back(), 2)
-                  << " ms" << std::endl;
+                  << " ms";
+        if (!staticAgent.empty()) {
+            useBinary(staticAgent);
+            statics.push_back(startMs(sandbox, "armdock-agent.service"));
+            useBinary(requireAgentBinary());
+            std::cout << "   static build " << fmt(statics.back(), 2) << " ms";
+        }
+        std::cout << std::endl;
     }
     sandbox.stopUnits({"bench-notify.service"});
     const double a = median(agent), r = median(reference);
@@ -60,5 +80,12 @@ int main(int, char** argv)
     std::cout << "   agent          runs: " << join(agent, 2) << "  median " << fmt(a, 2) << " ms\n";
     std::cout << "   sd_notify-only runs: " << join(reference, 2) << "  median " << fmt(r, 2) << " ms\n";
     addSummary({"5 start", "exec -> READY=1, median ms", fmt(a, 2), "sd_notify-only " + fmt(r, 2), ratio(a, r), "< 20 ms", a < 20});
+    if (!statics.empty()) {
+        const double st = median(statics);
+        std::cout << "   static build   runs: " << join(statics, 2) << "  median " << fmt(st, 2) << " ms (" << staticAgent.string()
+                  << ")\n";
+        addSummary({"5 start", "static build: exec -> READY=1, median ms", fmt(st, 2), "sd_notify-only " + fmt(r, 2), ratio(st, r),
+                    "< 20 ms", st < 20});
+    }
     return 0;
 }
