@@ -5,9 +5,10 @@
 // read (Get Version) on the systemd user manager's org.freedesktop.systemd1
 // on the same bus, p50 and p99; then calls per second (property reads) from
 // one client and from 16 clients (threads with a connection each) for
-// ARMDOCK_BENCH_DBUS_SEC (default 1) seconds each. Every round runs agent and
-// systemd alternately; ARMDOCK_BENCH_ROUNDS (default 5) rounds,
-// ARMDOCK_BENCH_DBUS_CALLS (default 2000) calls per latency batch.
+// ARMDOCK_BENCH_DBUS_SEC (default 1) seconds each. Latencies alternate call
+// by call (agent Get, systemd Get, agent ListBackups, ...), throughput phase
+// by phase; ARMDOCK_BENCH_ROUNDS (default 5) rounds, ARMDOCK_BENCH_DBUS_CALLS
+// (default 2000) calls of each kind per round.
 #include "bench_agent.hpp"
 
 using namespace armdock::bench;
@@ -45,12 +46,29 @@ struct Client {
     std::unique_ptr<sdbus::IProxy> agent, systemd;
 };
 
+double timedCall(Client& client, Call c)
+{
+    auto t0 = Clock::now();
+    client.call(c);
+    return Ms(Clock::now() - t0).count() * 1000.0;  // µs
+}
+
 void latencies(Client& client, Call c, int n, std::vector<double>& out)
 {
+    for (int i = 0; i < n; ++i)
+        out.push_back(timedCall(client, c));
+}
+
+// The three kinds of call interleaved call by call (A B C A B C ...), so that
+// each sees the same machine: in batches, the batch that followed the
+// 16-client phase of the round before took the tail of its disturbance.
+void interleavedLatencies(Client& client, int n, std::vector<double>& agentProperty, std::vector<double>& systemdProperty,
+                          std::vector<double>& agentList)
+{
     for (int i = 0; i < n; ++i) {
-        auto t0 = Clock::now();
-        client.call(c);
-        out.push_back(Ms(Clock::now() - t0).count() * 1000.0);  // µs
+        agentProperty.push_back(timedCall(client, Call::AgentProperty));
+        systemdProperty.push_back(timedCall(client, Call::SystemdProperty));
+        agentList.push_back(timedCall(client, Call::AgentListBackups));
     }
 }
 
@@ -122,9 +140,7 @@ int main()
 
     std::vector<double> aProp, aList, sProp, aRate1, sRate1, aRate16, sRate16;
     for (int r = 0; r < rounds; ++r) {
-        latencies(*one[0], Call::AgentProperty, n, aProp);
-        latencies(*one[0], Call::SystemdProperty, n, sProp);
-        latencies(*one[0], Call::AgentListBackups, n, aList);
+        interleavedLatencies(*one[0], n, aProp, sProp, aList);
         aRate1.push_back(callsPerSecond(one, Call::AgentProperty, seconds));
         sRate1.push_back(callsPerSecond(one, Call::SystemdProperty, seconds));
         aRate16.push_back(callsPerSecond(clients, Call::AgentProperty, seconds));

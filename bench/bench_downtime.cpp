@@ -167,8 +167,11 @@ int main()
     std::cout << "   agent   runs: " << join(readiness, 2) << "  median " << fmt(mR, 2) << " ms\n";
 
     addSummary({"1 downtime", "agent vs limit (stop+start), median ms", fmt(mA), "limit " + fmt(mL), ratio(mA, mL), "<= 1.05", mA <= 1.05 * mL});
-    addSummary({"1 downtime", "agent vs manual (stop+cp+cp+start), median ms", fmt(mA), "manual " + fmt(mM), ratio(mA, mM), "~0.6",
-                mA <= 0.7 * mM});
+    // The issue derives "about 0.6 x manual" from "1.05 x the limit" and the
+    // references it saw (limit 100, manual 165 ms). No upgrade can beat the
+    // limit, so the goal in this run is 1.05 x limit/manual, printed beside.
+    addSummary({"1 downtime", "agent vs manual (stop+cp+cp+start), median ms", fmt(mA), "manual " + fmt(mM), ratio(mA, mM),
+                "~0.6 (here 1.05 x limit/manual = " + ratio(1.05 * mL, mM) + ")", mA <= 1.05 * mL});
     addSummary({"2 readiness", "first good /_ping -> agent 'checking', median ms", fmt(mR, 2), "goal 5", ratio(mR, 5), "< 5 ms", mR < 5});
     return 0;
 }
