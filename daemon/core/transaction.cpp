@@ -119,8 +119,10 @@ Task<std::vector<ContainerSummary>> TransactionRunner::containersToBringBack()
 Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
                                           milliseconds timeout, std::vector<ContainerSummary> containersBack, bool runSmoke)
 {
-    // A rollback's check is part of rolling back: keep showing that state.
+    // A rollback's check is part of rolling back: keep showing that state,
+    // and say which engine is checked.
     const std::string state = runSmoke ? "checking" : "rolling-back";
+    const std::string prefix = runSmoke ? "" : "checking the restored engine: ";
     HealthExpectations expect;
     expect.serviceUnit = config_.docker.service;
     expect.socketPath = config_.docker.socket.string();
@@ -132,7 +134,7 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
         expect.smokeCommand = config_.docker.smokeCommand;
     expect.containersBack = std::move(containersBack);
     // Named, not a temporary inside co_await (GCC 12 destroys those twice; see async.hpp).
-    HealthProgress progress = [this, &state](const std::string& line) { report(state, 85, line); };
+    HealthProgress progress = [this, &state, &prefix](const std::string& line) { report(state, 85, prefix + line); };
     co_await runHealthCheck(s_.engine, s_.units, s_.pool, expect, progress);
 }
 
