@@ -80,11 +80,7 @@ Task<void> TransactionRunner::stopEngine()
     // does), that transaction already holds the service's stop and the second
     // call only joins it: awaited one after the other, it was one more job
     // wait inside the outage.
-    std::vector<std::string> units;
-    if (!config_.docker.socketUnit.empty())
-        units.push_back(config_.docker.socketUnit);
-    units.push_back(config_.docker.service);
-    auto stopped = s_.units.stopUnits(std::move(units), timeout);  // GCC 12: no temporaries in a co_await
+    auto stopped = s_.units.stopUnits(engineUnits(), timeout);  // GCC 12: no temporaries in a co_await
     co_await std::move(stopped);
 }
 
@@ -94,12 +90,17 @@ Task<void> TransactionRunner::startEngine()
     // Both jobs are enqueued before either is awaited, as `systemctl start
     // docker.socket docker.service` does: systemd starts the socket before the
     // service it activates, and the downtime holds one job wait, not two.
+    auto started = s_.units.startUnits(engineUnits(), timeout);  // GCC 12: no temporaries in a co_await
+    co_await std::move(started);
+}
+
+std::vector<std::string> TransactionRunner::engineUnits() const
+{
     std::vector<std::string> units;
     if (!config_.docker.socketUnit.empty())
-        units.push_back(config_.docker.socketUnit);
+        units.push_back(config_.docker.socketUnit);  // first: see stopEngine
     units.push_back(config_.docker.service);
-    auto started = s_.units.startUnits(std::move(units), timeout);  // GCC 12: no temporaries in a co_await
-    co_await std::move(started);
+    return units;
 }
 
 Task<std::vector<ContainerSummary>> TransactionRunner::containersToBringBack()

@@ -76,6 +76,7 @@ private:
     struct Swap;  // what one transaction put where
     Task<void> stopEngine();
     Task<void> startEngine();
+    std::vector<std::string> engineUnits() const;  // the socket unit (if any), then the service
     Task<void> checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
                            std::chrono::milliseconds timeout, std::vector<ContainerSummary> containersBack, bool runSmoke);
     Task<std::vector<ContainerSummary>> containersToBringBack();
