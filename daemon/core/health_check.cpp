@@ -65,6 +65,12 @@ milliseconds requestTimeout(Clock::time_point deadline)
     return std::clamp(remainingUntil(deadline), minRequestTimeout, maxRequestTimeout);
 }
 
+void throwIfCancelled(const HealthExpectations& expect, const char* check)
+{
+    if (expect.cancelled && expect.cancelled())
+        throw HealthCheckCancelled(std::string("cancelled by request during the ") + check + " check");
+}
+
 Task<void> waitUntil(Clock::time_point at)
 {
     asio::steady_timer timer(co_await asio::this_coro::executor, at);
@@ -123,6 +129,7 @@ Task<void> checkPing(EngineApi& engine, UnitControl& units, const HealthExpectat
 {
     std::string lastError = "no answer";
     for (;;) {
+        throwIfCancelled(expect, "ping");
         auto left = remainingUntil(deadline);
         if (left.count() == 0) {
             break;
@@ -155,6 +162,7 @@ Task<void> checkPing(EngineApi& engine, UnitControl& units, const HealthExpectat
 Task<void> checkVersion(EngineApi& engine, const HealthExpectations& expect, Clock::time_point deadline)
 {
     std::string seen;
+    throwIfCancelled(expect, "version");
     try {
         seen = co_await engine.version(requestTimeout(deadline));
     } catch (const EngineUnreachable& e) {
@@ -205,6 +213,7 @@ Task<void> checkGrace(EngineApi& engine, UnitControl& units, const HealthExpecta
     const auto start = Clock::now();
     const auto end = start + expect.grace;
     for (auto tick = start;;) {
+        throwIfCancelled(expect, "grace");
         auto state = co_await units.activeState(unit);
         if (state != "active") {
             throw fail(unit + " went " + state);
@@ -253,6 +262,7 @@ Task<void> waitForContainers(EngineApi& engine, const HealthExpectations& expect
 {
     std::string lastSeen;
     for (;;) {
+        throwIfCancelled(expect, "containers");
         try {
             auto list = co_await engine.containers(requestTimeout(deadline));
             std::vector<std::string> missing;

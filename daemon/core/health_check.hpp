@@ -37,6 +37,12 @@ private:
     std::string check_;
 };
 
+// Thrown between two probes when HealthExpectations::cancelled says so.
+class HealthCheckCancelled : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 struct HealthExpectations {
     std::string serviceUnit;
     std::string socketPath;  // for messages
@@ -46,6 +52,10 @@ struct HealthExpectations {
     std::chrono::milliseconds grace{5000};
     std::vector<std::string> smokeCommand;
     std::vector<ContainerSummary> containersBack;  // seen running before the stop; must run again
+    // Asked before every probe (ping, version, grace tick, container poll;
+    // not while the smoke command runs): true ends the check with
+    // HealthCheckCancelled. Empty: the check cannot be cancelled.
+    std::function<bool()> cancelled;
 };
 
 // Progress callback: a one-line message per sub-check ("waiting for /_ping", ...).

@@ -131,8 +131,12 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
     expect.expectedInitSha1 = expectedInitSha1;
     expect.timeout = timeout;
     expect.grace = seconds(config_.docker.graceSec);
-    if (runSmoke)
+    if (runSmoke) {
         expect.smokeCommand = config_.docker.smokeCommand;
+        // Cancel ends the new engine's check at its next probe (and the
+        // transaction rolls back); the restored engine's check runs to its end.
+        expect.cancelled = s_.cancelRequested;
+    }
     expect.containersBack = std::move(containersBack);
     // Named, not a temporary inside co_await (GCC 12 destroys those twice; see async.hpp).
     HealthProgress progress = [this, &state, &prefix](const std::string& line) { report(state, 85, prefix + line); };
@@ -475,6 +479,9 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
             co_await checkEngine(facts.version, facts.dockerinitSha1, plan.healthTimeout, containersBack, true);
             faultPoint("after-check");
         }
+    } catch (const HealthCheckCancelled& e) {
+        cancelled = true;
+        failure = e.what();
     } catch (...) {
         failure = describeException(std::current_exception());
     }

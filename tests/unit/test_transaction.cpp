@@ -163,6 +163,41 @@ TEST_F(TransactionTest, CancelAfterTheSwapRollsBack)
     expectNoLeftovers();
 }
 
+// Cancel during the new engine's check ends it at its next probe, not at the
+// health timeout: the engine here never answers, the timeout is 60 s.
+TEST_F(TransactionTest, CancelDuringTheCheckRollsBackAtTheNextProbe)
+{
+    config.docker.healthTimeoutSec = 60;
+    startAgent();
+    struct CancelWhenChecking final : AgentObserver {
+        Agent* agent = nullptr;
+        bool cancelled = false;
+        void propertiesChanged(const std::vector<std::string>& names) override
+        {
+            if (!cancelled && std::find(names.begin(), names.end(), "State") != names.end() &&
+                agent->status().state == "checking") {
+                cancelled = true;
+                agent->cancel();
+            }
+        }
+        void finished(const std::string&, const std::string&, const std::string&) override {}
+    } canceller;
+    canceller.agent = agent.get();
+    agent->addObserver(&canceller);
+    fs::path src = newEngine("engine-silent", "2.0.0", true);
+    const auto start = std::chrono::steady_clock::now();
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    waitIdle();
+    EXPECT_TRUE(canceller.cancelled);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    EXPECT_EQ(agent->status().lastResult, "cancelled") << agent->status().lastError;
+    EXPECT_NE(agent->status().lastError.find("cancelled by request during the ping check"), std::string::npos)
+        << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_TRUE(agent->listBackups().empty());
+    expectNoLeftovers();
+}
+
 TEST_F(TransactionTest, RollbackGoesBackToThePreviousSetAndNoBackupIsAClearError)
 {
     startAgent();
