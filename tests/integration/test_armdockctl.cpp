@@ -495,9 +495,8 @@ TEST_F(ArmdockctlTest, TimeoutAndBusy)
     EXPECT_NE(nothing.err.find("nothing to cancel"), std::string::npos) << nothing;
 }
 
-// The agent honours Cancel from verifying up to the end of `starting` (not
-// while the health check waits): a large engine file keeps the transaction
-// in `staging` (copy and hash) long enough to cancel it there.
+// Cancel during staging: a large engine file keeps the transaction in
+// `staging` (copy and hash) long enough to cancel it there.
 TEST_F(ArmdockctlTest, InterruptedWaitExits130AndCancelledWaitExits8)
 {
     const std::string before = installedSha();
@@ -529,6 +528,29 @@ TEST_F(ArmdockctlTest, InterruptedWaitExits130AndCancelledWaitExits8)
         EXPECT_NE(waiting.err().find("armdockctl: cancelled: "), std::string::npos) << waiting.err();
     }
     fs::remove(big);
+    EXPECT_EQ(installedSha(), before);
+    EXPECT_TRUE(sandbox_->ping());
+}
+
+// Cancel during the check: the silent engine would hold `checking` for the
+// whole health timeout (20 s here); the cancel ends it at the next ping and
+// the old engine is back.
+TEST_F(ArmdockctlTest, CancelDuringTheCheckRollsBackAtOnce)
+{
+    const std::string before = installedSha();
+    fs::path silent = testEngine("engine_silent");
+    Child waiting(argv({"upgrade", "--docker", silent.string()}), env());
+    ASSERT_TRUE(Sandbox::waitFor([&] { return client_->property("State") == "checking"; }, 60s, 20ms)) << waiting.err();
+    const auto cancelledAt = std::chrono::steady_clock::now();
+    auto cancel = ctl({"cancel"});
+    EXPECT_EQ(cancel.code, 0) << cancel;
+    EXPECT_EQ(waiting.wait(), 8) << waiting.out() << waiting.err();
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - cancelledAt);
+    std::cout << "cancel during the check: rolled back and idle after " << took.count() << " ms\n";
+    EXPECT_LT(took, 15s);
+    EXPECT_EQ(client_->property("LastResult"), "cancelled");
+    EXPECT_NE(client_->property("LastError").find("cancelled by request during the ping check"), std::string::npos)
+        << client_->property("LastError");
     EXPECT_EQ(installedSha(), before);
     EXPECT_TRUE(sandbox_->ping());
 }
