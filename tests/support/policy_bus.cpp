@@ -1,8 +1,6 @@
 #include "policy_bus.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -107,27 +105,7 @@ PolicyBus::PolicyBus(Options options) : options_(std::move(options))
         groups.string(), configFile().string()};
     std::vector<std::string> env = options_.environment;
     env.push_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
-    auto argv = cStrings(args);
-    auto envp = cStrings(env);
-
-    int logFd = ::open(logFile().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (logFd < 0)
-        throw std::runtime_error("open " + logFile().string() + ": " + std::strerror(errno));
-    const pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0) {
-        ::close(logFd);
-        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-    }
-    if (pid == 0) {
-        // Child: async-signal-safe calls only.
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (::getppid() != parent)
-            ::_exit(125);
-        execWithOutputTo(logFd, argv.data(), envp.data());
-    }
-    ::close(logFd);
-    pid_ = pid;
+    pid_ = spawnLogged(logFile(), args, env);
 
     bool exited = false;
     const bool up = Sandbox::waitFor(

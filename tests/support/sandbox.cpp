@@ -278,17 +278,55 @@ std::vector<char*> cStrings(std::vector<std::string>& strings)
     return out;
 }
 
-void execWithOutputTo(int logFd, char* const argv[], char* const envp[])
+pid_t spawnLogged(const std::filesystem::path& log, std::vector<std::string> args, std::vector<std::string> env,
+                  const SpawnSetup& setup)
 {
-    int devNull = ::open("/dev/null", O_RDONLY);
-    ::dup2(devNull, 0);
-    ::dup2(logFd, 1);
-    ::dup2(logFd, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(argv[0], argv, envp);
-    ::_exit(127);
+    auto argv = cStrings(args);
+    auto envp = cStrings(env);
+    int logFd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (logFd < 0)
+        throw std::runtime_error("open " + log.string() + ": " + std::strerror(errno));
+    const pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(logFd);
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    }
+    if (pid == 0) {
+        // Child: async-signal-safe calls only.
+        if (setup.ownProcessGroup)
+            ::setpgid(0, 0);
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != parent)
+            ::_exit(125);
+        if (!setup.cgroupProcsFiles.empty()) {
+            char pidText[16];
+            int n = 0;
+            char rev[16];
+            for (pid_t v = ::getpid(); v > 0; v /= 10)
+                rev[n++] = static_cast<char>('0' + v % 10);
+            for (int i = 0; i < n; ++i)
+                pidText[i] = rev[n - 1 - i];
+            for (const auto& file : setup.cgroupProcsFiles) {
+                int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+                if (fd >= 0) {
+                    (void)!::write(fd, pidText, static_cast<size_t>(n));
+                    ::close(fd);
+                }
+            }
+        }
+        int devNull = ::open("/dev/null", O_RDONLY);
+        ::dup2(devNull, 0);
+        ::dup2(logFd, 1);
+        ::dup2(logFd, 2);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::execve(argv[0], argv.data(), envp.data());
+        ::_exit(127);
+    }
+    ::close(logFd);
+    return pid;
 }
 
 // ---- free helpers -----------------------------------------------------------
@@ -546,47 +584,13 @@ void Sandbox::spawnManager()
     std::vector<std::string> args = {unshareBinary, "-m", "--propagation", "private", "/bin/sh", "-c",
         "mount --bind \"$1\" /run/systemd && exec " + std::string(systemdBinary) + " --user", "sh",
         (dir_ / "empty").string()};
-    std::vector<std::string> env = environment();
-    auto argv = cStrings(args);
-    auto envp = cStrings(env);
-    std::vector<std::string> procsFiles;
+    // In its own process group and the sandbox's cgroups; if the test process
+    // dies (crash, timeout kill), SIGTERM makes the manager stop its units.
+    SpawnSetup setup;
+    setup.ownProcessGroup = true;
     for (const auto& cg : cgroups_)
-        procsFiles.push_back((cg / "cgroup.procs").string());
-
-    int logFd = ::open(managerLog().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (logFd < 0)
-        throw std::runtime_error("open " + managerLog().string() + ": " + std::strerror(errno));
-    const pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0) {
-        ::close(logFd);
-        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-    }
-    if (pid == 0) {
-        // Child: async-signal-safe calls only.
-        ::setpgid(0, 0);
-        // If the test process dies (crash, timeout kill), the manager stops its units.
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (::getppid() != parent)
-            ::_exit(125);
-        char pidText[16];
-        int n = 0;
-        char rev[16];
-        for (pid_t v = ::getpid(); v > 0; v /= 10)
-            rev[n++] = static_cast<char>('0' + v % 10);
-        for (int i = 0; i < n; ++i)
-            pidText[i] = rev[n - 1 - i];
-        for (const auto& file : procsFiles) {
-            int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
-            if (fd >= 0) {
-                (void)!::write(fd, pidText, static_cast<size_t>(n));
-                ::close(fd);
-            }
-        }
-        execWithOutputTo(logFd, argv.data(), envp.data());
-    }
-    ::close(logFd);
-    managerPid_ = pid;
+        setup.cgroupProcsFiles.push_back((cg / "cgroup.procs").string());
+    managerPid_ = spawnLogged(managerLog(), args, environment(), setup);
 }
 
 void Sandbox::waitForManager()

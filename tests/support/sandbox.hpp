@@ -59,10 +59,18 @@ std::string systemdUnitPath(const std::string& unit);
 
 // argv/envp for execve: pointers into `strings`, ending with nullptr.
 std::vector<char*> cStrings(std::vector<std::string>& strings);
-// In a forked child (async-signal-safe calls only): stdin from /dev/null,
-// stdout and stderr to logFd, no blocked signals, then execve; exits 127 if
-// that fails.
-[[noreturn]] void execWithOutputTo(int logFd, char* const argv[], char* const envp[]);
+// How spawnLogged sets up the child before its execve.
+struct SpawnSetup {
+    bool ownProcessGroup = false;               // setpgid(0, 0)
+    std::vector<std::string> cgroupProcsFiles;  // the child writes its PID into each (joins those cgroups)
+};
+// Forks and execs args[0] with args and env: stdin from /dev/null, stdout
+// and stderr appended to `log`, no blocked signals; the child gets SIGTERM
+// when the test process dies (PR_SET_PDEATHSIG), and never outlives a parent
+// that died before that was set. Returns the child's PID; throws when the log
+// cannot be opened or fork fails (the child exits 127 if execve fails).
+pid_t spawnLogged(const std::filesystem::path& log, std::vector<std::string> args, std::vector<std::string> env,
+                  const SpawnSetup& setup = {});
 
 class Sandbox {
 public:
