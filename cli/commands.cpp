@@ -259,12 +259,12 @@ int runUpgrade(const GlobalOptions& global, const UpgradeOptions& options)
     return startedTransaction(link, options.dryRun ? "dry-run upgrade" : "upgrade", tx, options.wait);
 }
 
-int runRollback(const GlobalOptions& global, const WaitOptions& wait)
+int runRollback(const GlobalOptions& global, const WaitOptions& wait, const std::string& to)
 {
     AgentLink link(global.bus);
     link.call([](AgentProxy& a) { a.primeLive(); });
-    const std::string tx = link.call([](AgentProxy& a) { return a.Rollback(); });
-    return startedTransaction(link, "rollback", tx, wait);
+    const std::string tx = link.call([&](AgentProxy& a) { return to.empty() ? a.Rollback() : a.RollbackTo(to); });
+    return startedTransaction(link, to.empty() ? "rollback" : "rollback to " + to, tx, wait);
 }
 
 int runCancel(const GlobalOptions& global)
@@ -280,11 +280,12 @@ int runCancel(const GlobalOptions& global)
 int runBackups(const GlobalOptions& global, bool json)
 {
     AgentLink link(global.bus);
-    const auto backups = link.call([](AgentProxy& a) { return a.ListBackups(); });
+    const auto backups = link.call([](AgentProxy& a) { return a.ListBackupSets(); });
     if (json) {
         nlohmann::json list = nlohmann::json::array();
         for (const auto& b : backups)
-            list.push_back({{"id", b.get<0>()}, {"created_usec", b.get<1>()}, {"created", utcTime(b.get<1>())}, {"version", b.get<2>()}});
+            list.push_back({{"id", b.get<0>()}, {"created_usec", b.get<1>()}, {"created", utcTime(b.get<1>())}, {"version", b.get<2>()},
+                            {"health", b.get<3>()}, {"installed", b.get<4>()}, {"rollback_skips_because", b.get<5>()}});
         say(list.dump(2));
         return exitSuccess;
     }
@@ -296,9 +297,17 @@ int runBackups(const GlobalOptions& global, bool json)
     for (const auto& b : backups)
         idWidth = std::max(idWidth, b.get<0>().size());
     const int w = static_cast<int>(idWidth);
-    std::fprintf(stdout, "%-*s  %-20s  %s\n", w, "ID", "CREATED (UTC)", "VERSION");
+    std::size_t versionWidth = 7;
     for (const auto& b : backups)
-        std::fprintf(stdout, "%-*s  %-20s  %s\n", w, b.get<0>().c_str(), utcTime(b.get<1>()).c_str(), b.get<2>().c_str());
+        versionWidth = std::max(versionWidth, b.get<2>().size());
+    const int v = static_cast<int>(versionWidth);
+    // STATE: the set's health, "installed" for the set on disk; NOTE: why `rollback` without --to would not pick it.
+    std::fprintf(stdout, "%-*s  %-20s  %-*s  %-9s  %s\n", w, "ID", "CREATED (UTC)", v, "VERSION", "STATE", "NOTE");
+    for (const auto& b : backups) {
+        const std::string note = b.get<4>() ? "installed" : b.get<5>();
+        std::fprintf(stdout, "%-*s  %-20s  %-*s  %-9s  %s\n", w, b.get<0>().c_str(), utcTime(b.get<1>()).c_str(), v, b.get<2>().c_str(),
+                     b.get<3>().c_str(), note.c_str());
+    }
     std::fflush(stdout);
     return exitSuccess;
 }

@@ -30,7 +30,7 @@ struct UpgradeOptions {
 
 int runStatus(const GlobalOptions& global, bool json);
 int runUpgrade(const GlobalOptions& global, const UpgradeOptions& options);
-int runRollback(const GlobalOptions& global, const WaitOptions& wait);
+int runRollback(const GlobalOptions& global, const WaitOptions& wait, const std::string& to);
 int runCancel(const GlobalOptions& global);
 int runBackups(const GlobalOptions& global, bool json);
 int runReload(const GlobalOptions& global);

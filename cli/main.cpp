@@ -51,7 +51,9 @@ int main(int argc, char** argv)
     addWaitOptions(up, upgrade.wait);
 
     WaitOptions rollbackWait;
-    auto* rollback = app.add_subcommand("rollback", "go back to the previous engine (the newest backup set that differs)");
+    std::string rollbackTo;
+    auto* rollback = app.add_subcommand("rollback", "go back to the previous engine (the newest healthy backup set that differs)");
+    rollback->add_option("--to", rollbackTo, "install this backup set (an ID from `armdockctl backups`)")->type_name("ID");
     addWaitOptions(rollback, rollbackWait);
     auto* cancel = app.add_subcommand("cancel", "stop the running transaction at its next safe point");
     auto* backups = app.add_subcommand("backups", "list the backup sets, newest first");
@@ -72,7 +74,7 @@ int main(int argc, char** argv)
         if (up->parsed())
             return runUpgrade(global, upgrade);
         if (rollback->parsed())
-            return runRollback(global, rollbackWait);
+            return runRollback(global, rollbackWait, rollbackTo);
         if (cancel->parsed())
             return runCancel(global);
         if (backups->parsed())

@@ -61,6 +61,8 @@ struct Agent::Impl {
     bool warm = false;  // the installed set is described (warmUp done)
     unsigned transactionsStarted = 0;
     std::string installedSetId;
+    // A restore failed part way: the journal stays until a recovery makes the set whole.
+    std::optional<std::string> pendingRestoreOf;
     std::vector<fs::path> dropinsInFlight;
 
     Impl(boost::asio::io_context& io_, boost::asio::thread_pool& pool_, UnitControl& units_, EngineApi& engine_, Config config_)
@@ -240,15 +242,49 @@ struct Agent::Impl {
         }
     }
 
-    Task<void> runAndFinish(TransactionPlan plan)
+    // `pickNext`: a Rollback() that chose its set: a damaged set is skipped for the next healthy one.
+    Task<void> runAndFinish(TransactionPlan plan, bool pickNext)
     {
         const std::string tx = plan.id;
         TransactionOutcome outcome;
+        std::string skipped;
         try {
             outcome = co_await runner->run(std::move(plan));
+            while (pickNext && !outcome.damagedBackup.empty()) {
+                skipped += outcome.message + "; ";
+                auto next = newestRollbackCandidate();
+                if (!next)
+                    break;
+                spdlog::warn("transaction {}: backup set {} is damaged; rolling back to {} instead", tx, outcome.damagedBackup, next->id);
+                outcome = co_await runner->run(planRollbackTo(*next, tx));
+            }
         } catch (const std::exception& e) {
             outcome = {"failed", std::string("internal error: ") + e.what() + "; check the journal of armdock-agent", ""};
         }
+        if (!skipped.empty() && outcome.damagedBackup.empty())
+            outcome.message = outcome.result == "success" ? "skipped: " + skipped : skipped + outcome.message;
+        co_await settle(tx, outcome);
+    }
+
+    Task<void> recoverAndFinish(JournalContents pending)
+    {
+        const std::string tx = pending.begin.transaction;
+        TransactionOutcome outcome;
+        try {
+            outcome = co_await runner->recover(std::move(pending));
+        } catch (const std::exception& e) {
+            outcome = {"failed", std::string("recovery failed: ") + e.what(), ""};
+        }
+        co_await settle(tx, outcome);
+    }
+
+    // After run() or recover(): what is installed now, the drop-ins, the last result.
+    Task<void> settle(const std::string& tx, TransactionOutcome outcome)
+    {
+        if (outcome.journalKept)
+            pendingRestoreOf = pendingSetId();
+        else
+            pendingRestoreOf.reset();
         co_await refreshInstalledSet();
         warm = true;
         // Moving drop-ins and writing last-result.json fsync: off the loop.
@@ -288,6 +324,7 @@ struct Agent::Impl {
     std::string startUpgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options)
     {
         ensureIdle();
+        ensureSetWhole();
         UpgradeRequest request = parseUpgradeRequest(files, options, config);
         TransactionPlan plan;
         plan.id = newTransactionId();
@@ -307,51 +344,146 @@ struct Agent::Impl {
         return status.transaction;
     }
 
-    std::string startRollback()
+    // Why Rollback() would not pick this set; "" when it would.
+    std::string notPickedBecause(const BackupSet& set) const
     {
-        ensureIdle();
-        auto sets = backups->list();
-        if (!sets.empty() && (!warm || installedSetId.empty()))
+        if (set.id == installedSetId)
+            return "installed";
+        if (set.health != SetHealth::Healthy)
+            return std::string(toString(set.health)) + (set.health == SetHealth::Unknown ? ": never checked on this host" : "");
+        auto lacking = set.lacking(config.payloads);
+        if (!lacking.empty())
+            return "incomplete: lacks payload " + lacking.front();
+        return "";
+    }
+
+    std::optional<BackupSet> newestRollbackCandidate() const
+    {
+        for (auto& set : backups->list())
+            if (notPickedBecause(set).empty())
+                return set;
+        return std::nullopt;
+    }
+
+    // The backup set a kept journal is restoring.
+    std::string pendingSetId() const
+    {
+        try {
+            auto pending = journal->load();
+            return pending ? pending->detailOf("backed-up") : std::string();
+        } catch (const std::exception&) {
+            return "";
+        }
+    }
+
+    void ensureSetWhole() const
+    {
+        if (pendingRestoreOf)
+            throw AgentError(ErrorKind::Busy, "the files on disk may be a mixed set: restoring backup set " + *pendingRestoreOf +
+                                                  " did not finish (journal " + journal->file().string() + "). Run `armdockctl rollback --to " +
+                                                  *pendingRestoreOf + "` to finish it first");
+    }
+
+    void ensureDescribed() const
+    {
+        if (!warm || installedSetId.empty())
             throw AgentError(ErrorKind::Busy, "the agent is still describing the installed engine set; retry in a moment");
-        std::optional<BackupSet> chosen;
-        for (auto& set : sets)
-            if (set.id != installedSetId) {
-                chosen = std::move(set);
-                break;
-            }
-        if (!chosen)
-            throw AgentError(ErrorKind::NoBackup, "no backup set in " + backups->dir().string() + " differs from the installed engine set" +
-                                                      (installedSetId.empty() ? std::string() : " (" + installedSetId + ")") +
-                                                      "; backups are made by each upgrade");
+    }
+
+    TransactionPlan planRollbackTo(const BackupSet& chosen, const std::string& tx)
+    {
         TransactionPlan plan;
-        plan.id = newTransactionId();
+        plan.id = tx;
         plan.kind = "rollback";
-        plan.knownVersion = chosen->version;
+        plan.knownVersion = chosen.version;
+        plan.backupId = chosen.id;
+        plan.reinstall = chosen.id == installedSetId;
         plan.healthTimeout = seconds(config.docker.healthTimeoutSec);
         for (const auto& spec : config.payloads) {
             PlannedPayload p;
             p.spec = &spec;
-            const SetMember* member = chosen->member(spec.name);
+            const SetMember* member = chosen.member(spec.name);
             std::error_code ec;
-            if (member && member->present) {
-                p.source = openAndCheckSource(spec.name, chosen->fileOf(spec.name).string(), rules());
+            if (!member) {
+                continue;  // rollbackTo refuses an incomplete set; never remove what a set does not know
+            } else if (member->isLink()) {
+                p.linkTarget = member->linkTarget;
+                p.expectedSha256 = member->sha256;
+            } else if (member->present) {
+                p.source = openAndCheckSource(spec.name, chosen.fileOf(spec.name).string(), rules());
                 p.expectedSha256 = member->sha256;  // the backup is checked as it is staged
-            } else if (fs::exists(spec.path, ec)) {
+            } else if (fs::exists(fs::symlink_status(spec.path, ec))) {
                 p.removeTarget = true;
             } else {
                 continue;
             }
             plan.payloads.push_back(std::move(p));
         }
-        spdlog::info("rolling back to backup set {} ({})", chosen->id, chosen->version);
-        launch(std::move(plan));
+        return plan;
+    }
+
+    // A kept journal: Rollback and RollbackTo its set finish its restore first.
+    std::string resumeRecovery()
+    {
+        std::optional<JournalContents> pending = journal->load();
+        if (!pending) {
+            pendingRestoreOf.reset();
+            return {};
+        }
+        begin(pending->begin.transaction);
+        setProgress("rolling-back", 50, "finishing the restore of backup set " + pending->detailOf("backed-up"));
+        boost::asio::co_spawn(io, recoverAndFinish(std::move(*pending)), boost::asio::detached);
         return status.transaction;
     }
 
-    void launch(TransactionPlan plan)
+    std::string startRollback()
+    {
+        ensureIdle();
+        if (pendingRestoreOf)
+            if (std::string tx = resumeRecovery(); !tx.empty())
+                return tx;
+        auto sets = backups->list();
+        if (!sets.empty())
+            ensureDescribed();
+        auto chosen = newestRollbackCandidate();
+        if (!chosen) {
+            std::string why;
+            for (const auto& set : sets)
+                why += (why.empty() ? "" : ", ") + set.id + " (" + notPickedBecause(set) + ")";
+            throw AgentError(ErrorKind::NoBackup,
+                             "no healthy, complete backup set in " + backups->dir().string() + " differs from the installed engine set" +
+                                 (installedSetId.empty() ? std::string() : " (" + installedSetId + ")") +
+                                 (why.empty() ? "; backups are made by each upgrade" : ": " + why + "; choose one with `armdockctl rollback --to ID`"));
+        }
+        spdlog::info("rolling back to backup set {} ({})", chosen->id, chosen->version);
+        launch(planRollbackTo(*chosen, newTransactionId()), true);
+        return status.transaction;
+    }
+
+    std::string startRollbackTo(const std::string& id)
+    {
+        ensureIdle();
+        if (pendingRestoreOf && *pendingRestoreOf == id)
+            if (std::string tx = resumeRecovery(); !tx.empty())
+                return tx;
+        ensureSetWhole();
+        auto chosen = backups->find(id);
+        if (!chosen)
+            throw AgentError(ErrorKind::NoBackup, "there is no backup set " + id + " in " + backups->dir().string() +
+                                                      "; `armdockctl backups` lists them");
+        if (auto lacking = chosen->lacking(config.payloads); !lacking.empty())
+            throw AgentError(ErrorKind::PayloadRejected, "backup set " + id + " is incomplete: it has no payload " + lacking.front() +
+                                                             " (it was made under another config); choose another set");
+        ensureDescribed();
+        spdlog::info("rolling back to backup set {} ({}, {}) as asked", chosen->id, chosen->version, toString(chosen->health));
+        launch(planRollbackTo(*chosen, newTransactionId()), false);
+        return status.transaction;
+    }
+
+    void launch(TransactionPlan plan, bool pickNext = false)
     {
         begin(plan.id);
-        boost::asio::co_spawn(io, runAndFinish(std::move(plan)), boost::asio::detached);
+        boost::asio::co_spawn(io, runAndFinish(std::move(plan), pickNext), boost::asio::detached);
     }
 
     std::string reload()
@@ -438,13 +570,7 @@ Task<void> Agent::startUp()
         d.running = true;
         d.status.transaction = pending->begin.transaction;
         d.setProgress("rolling-back", 50, "recovering interrupted transaction " + pending->begin.transaction);
-        TransactionOutcome outcome;
-        try {
-            outcome = co_await d.runner->recover(std::move(*pending));
-        } catch (const std::exception& e) {
-            outcome = {"failed", std::string("recovery failed: ") + e.what(), ""};
-        }
-        d.finish(d.status.transaction, outcome);
+        co_await d.recoverAndFinish(std::move(*pending));
     }
 }
 
@@ -483,6 +609,7 @@ std::string Agent::upgrade(const std::map<std::string, std::string>& files, cons
 }
 
 std::string Agent::rollback() { return impl_->startRollback(); }
+std::string Agent::rollbackTo(const std::string& id) { return impl_->startRollbackTo(id); }
 
 void Agent::cancel()
 {
@@ -496,7 +623,8 @@ std::vector<BackupInfo> Agent::listBackups() const
 {
     std::vector<BackupInfo> out;
     for (const auto& set : impl_->backups->list())
-        out.push_back({set.id, set.createdUsec, set.version});
+        out.push_back({set.id, set.createdUsec, set.version, toString(set.health), set.id == impl_->installedSetId,
+                       impl_->notPickedBecause(set)});
     return out;
 }
 

@@ -24,6 +24,9 @@ struct BackupInfo {
     std::string id;
     std::uint64_t createdUsec = 0;
     std::string version;
+    std::string health;      // healthy, failed, unknown, damaged
+    bool installed = false;  // the set on disk now
+    std::string note;        // why Rollback() would not pick it, "" when it would
 };
 
 class Agent {
@@ -31,8 +34,7 @@ public:
     Agent(boost::asio::io_context& io, boost::asio::thread_pool& pool, UnitControl& units, EngineApi& engine, Config config);
     ~Agent();
 
-    // Finishes what a crash interrupted (journal in the state folder); run
-    // before the bus name is taken.
+    // Finishes what a crash interrupted (journal in the state folder).
     Task<void> startUp();
     // After READY=1: describes the installed set (hashes every payload),
     // starts the health monitor and learns CurrentVersion from the engine.
@@ -43,6 +45,10 @@ public:
     // and the rest runs on the loop.
     std::string upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options);
     std::string rollback();
+    // Installs backup set `id` through the same path as rollback(); the set
+    // that is installed is started again and checked. NoBackup when there is
+    // no such set, PayloadRejected when it lacks a configured payload.
+    std::string rollbackTo(const std::string& id);
     void cancel();  // AgentError(Failed) when nothing runs
     std::vector<BackupInfo> listBackups() const;
 

@@ -19,7 +19,7 @@ namespace armdock {
 template <typename T>
 using Task = boost::asio::awaitable<T>;
 
-// Runs f() on the pool and returns its result (or rethrows its exception) on
+// Runs f() on the pool and returns its result, if any, (or rethrows its exception) on
 // the awaiting coroutine's executor.
 //
 // GCC 12 trap: a lambda with by-value captures of non-trivial types, written
@@ -30,9 +30,18 @@ template <typename F>
 auto runOffLoop(boost::asio::thread_pool& pool, F f) -> Task<std::invoke_result_t<F&>>
 {
     using R = std::invoke_result_t<F&>;
-    auto onPool = [&f]() -> Task<R> { co_return f(); };
-    auto operation = boost::asio::co_spawn(pool.get_executor(), onPool, boost::asio::use_awaitable);
-    co_return co_await std::move(operation);
+    if constexpr (std::is_void_v<R>) {
+        auto onPool = [&f]() -> Task<void> {
+            f();
+            co_return;
+        };
+        auto operation = boost::asio::co_spawn(pool.get_executor(), onPool, boost::asio::use_awaitable);
+        co_await std::move(operation);
+    } else {
+        auto onPool = [&f]() -> Task<R> { co_return f(); };
+        auto operation = boost::asio::co_spawn(pool.get_executor(), onPool, boost::asio::use_awaitable);
+        co_return co_await std::move(operation);
+    }
 }
 
 }  // namespace armdock

@@ -34,14 +34,48 @@ std::optional<BackupSet> readManifest(const fs::path& folder)
         set.dir = folder;
         for (const auto& m : j.at("members"))
             set.members.push_back({m.at("name").get<std::string>(), m.at("target").get<std::string>(),
-                                   m.at("present").get<bool>(), m.value("sha256", "")});
+                                   m.at("present").get<bool>(), m.value("sha256", ""), m.value("link", "")});
         return set;
     } catch (const std::exception&) {
         return std::nullopt;  // a half-written or foreign folder is not a backup
     }
 }
 
+constexpr std::size_t healthEntriesKept = 64;  // beyond this, entries of sets no longer kept are dropped
+
+SetHealth setHealthFromString(const std::string& text)
+{
+    for (SetHealth h : {SetHealth::Healthy, SetHealth::Failed, SetHealth::Damaged})
+        if (text == toString(h))
+            return h;
+    return SetHealth::Unknown;
+}
+
 }  // namespace
+
+const char* toString(SetHealth health)
+{
+    switch (health) {
+    case SetHealth::Healthy:
+        return "healthy";
+    case SetHealth::Failed:
+        return "failed";
+    case SetHealth::Damaged:
+        return "damaged";
+    case SetHealth::Unknown:
+        break;
+    }
+    return "unknown";
+}
+
+std::vector<std::string> BackupSet::lacking(const std::vector<PayloadSpec>& payloads) const
+{
+    std::vector<std::string> names;
+    for (const auto& p : payloads)
+        if (!member(p.name))
+            names.push_back(p.name);
+    return names;
+}
 
 const SetMember* BackupSet::member(const std::string& name) const
 {
@@ -58,33 +92,59 @@ std::string setIdOf(const std::vector<SetMember>& members)
         sorted.push_back(&m);
     std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->name < b->name; });
     std::string text;
+    // A link's line holds its text as well: two links to the same bytes under
+    // other names are other sets. Plain files keep the lines of older ids.
     for (const auto* m : sorted)
-        text += m->name + "=" + (m->present ? m->sha256 : std::string("absent")) + "\n";
+        text += m->name + "=" + (!m->present ? std::string("absent") : m->isLink() ? "link:" + m->linkTarget + ":" + m->sha256 : m->sha256) +
+                "\n";
     return sha256Hex(text.data(), text.size()).substr(0, 16);
+}
+
+SetMember describeTarget(const PayloadSpec& payload)
+{
+    SetMember m{payload.name, payload.path, false, "", ""};
+    std::error_code ec;
+    const auto status = fs::symlink_status(payload.path, ec);
+    if (fs::is_symlink(status)) {
+        m.present = true;
+        m.linkTarget = fs::read_symlink(payload.path).string();
+        if (fs::is_regular_file(fs::status(payload.path, ec)))  // what it names, through any further links
+            m.sha256 = sha256OfFile(payload.path);
+    } else if (fs::is_regular_file(status)) {
+        m.present = true;
+        m.sha256 = sha256OfFile(payload.path);
+    }
+    return m;
 }
 
 std::vector<SetMember> describeInstalledSet(const std::vector<PayloadSpec>& payloads)
 {
     std::vector<SetMember> members;
-    for (const auto& p : payloads) {
-        SetMember m{p.name, p.path, false, ""};
-        std::error_code ec;
-        if (fs::is_regular_file(fs::symlink_status(p.path, ec))) {
-            m.present = true;
-            m.sha256 = sha256OfFile(p.path);
-        }
-        members.push_back(std::move(m));
-    }
+    for (const auto& p : payloads)
+        members.push_back(describeTarget(p));
     return members;
 }
 
-BackupStore::BackupStore(fs::path stateDir) : dir_(std::move(stateDir) / "backups") {}
+bool holdsMember(const fs::path& path, const SetMember& member)
+{
+    std::error_code ec;
+    const auto status = fs::symlink_status(path, ec);
+    if (member.isLink())
+        return fs::is_symlink(status) && fs::read_symlink(path, ec) == fs::path(member.linkTarget) && !ec;
+    return fs::is_regular_file(status) && sha256OfFile(path) == member.sha256;
+}
+
+BackupStore::BackupStore(fs::path stateDir) : dir_(stateDir / "backups"), healthFile_(stateDir / "set-health.json") {}
 
 void BackupStore::writeManifest(const BackupSet& set, const fs::path& folder) const
 {
     nlohmann::json members = nlohmann::json::array();
-    for (const auto& m : set.members)
-        members.push_back({{"name", m.name}, {"target", m.target.string()}, {"present", m.present}, {"sha256", m.sha256}});
+    for (const auto& m : set.members) {
+        nlohmann::json member{{"name", m.name}, {"target", m.target.string()}, {"present", m.present}, {"sha256", m.sha256}};
+        if (m.isLink())
+            member["link"] = m.linkTarget;
+        members.push_back(std::move(member));
+    }
     nlohmann::json j{{"id", set.id}, {"created_usec", set.createdUsec}, {"version", set.version}, {"members", members}};
     writeFileDurably(folder / "manifest.json", j.dump(2) + "\n", 0600);
 }
@@ -112,12 +172,16 @@ BackupStore::FolderStamp BackupStore::stampOfFolder() const
 std::vector<BackupSet> BackupStore::readFromDisk() const
 {
     std::vector<BackupSet> sets;
+    const auto health = readHealth();
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir_, ec)) {
         if (!entry.is_directory() || entry.path().filename().string().starts_with("."))
             continue;
-        if (auto set = readManifest(entry.path()))
+        if (auto set = readManifest(entry.path())) {
+            if (auto h = health.find(set->id); h != health.end())
+                set->health = h->second;
             sets.push_back(std::move(*set));
+        }
     }
     std::sort(sets.begin(), sets.end(), [](const auto& a, const auto& b) { return a.createdUsec > b.createdUsec; });
     return sets;
@@ -168,9 +232,14 @@ BackupStore::BackUpResult BackupStore::backUpOnDisk(const std::vector<PayloadSpe
     auto members = describeInstalledSet(payloads);
     const std::string id = setIdOf(members);
     if (auto existing = find(id)) {
-        existing->createdUsec = nowUsec();
-        writeManifest(*existing, existing->dir);
-        return {*existing, false};
+        if (existing->health != SetHealth::Damaged) {
+            existing->createdUsec = nowUsec();
+            writeManifest(*existing, existing->dir);
+            return {*existing, false};
+        }
+        // Its files no longer match its manifest: make it again from the installed files.
+        removeOnDisk(id);
+        markHealth(id, SetHealth::Unknown);
     }
     const fs::path temporary = dir_ / (".incoming-" + id);
     fs::remove_all(temporary);
@@ -181,11 +250,13 @@ BackupStore::BackUpResult BackupStore::backUpOnDisk(const std::vector<PayloadSpe
         if (!m.present)
             continue;
         const auto& spec = *std::find_if(payloads.begin(), payloads.end(), [&](auto& p) { return p.name == m.name; });
-        std::string copied = copyFileDurably(spec.path, temporary / m.name, spec.mode);
-        if (copied != m.sha256)
-            throw std::runtime_error("backup of " + spec.path.string() + " failed: the file changed while it was copied; retry the upgrade");
-        if (spec.engine && !spec.versionArgs.empty())
-            set.version = versionOf(temporary / m.name);
+        if (!m.isLink()) {  // a link is kept as its text in the manifest
+            std::string copied = copyFileDurably(spec.path, temporary / m.name, spec.mode);
+            if (copied != m.sha256)
+                throw std::runtime_error("backup of " + spec.path.string() + " failed: the file changed while it was copied; retry the upgrade");
+        }
+        if (spec.engine && !spec.versionArgs.empty() && !m.sha256.empty())
+            set.version = versionOf(m.isLink() ? spec.path : temporary / m.name);
     }
     writeManifest(set, temporary);
     fsyncDirectory(temporary);
@@ -197,7 +268,10 @@ std::optional<BackupSet> BackupStore::find(const std::string& id) const
 {
     if (id.empty() || id.find('/') != std::string::npos || id.starts_with("."))
         return std::nullopt;
-    return readManifest(dir_ / id);
+    auto set = readManifest(dir_ / id);
+    if (set)
+        set->health = healthOf(id);
+    return set;
 }
 
 void BackupStore::remove(const std::string& id)
@@ -253,13 +327,72 @@ BackupSet BackupStore::keepFilesOnDisk(const std::vector<std::pair<SetMember, fs
     fs::remove_all(temporary);
     fs::create_directory(temporary);
     BackupSet set{id, nowUsec(), version, members, dir_ / id};
-    for (const auto& [member, source] : files)
-        if (member.present)
-            copyFileDurably(source, temporary / member.name, 0755);
+    for (const auto& [member, source] : files) {
+        if (!member.present || member.isLink())
+            continue;
+        if (copyFileDurably(source, temporary / member.name, 0755) != member.sha256)
+            throw std::runtime_error("cannot keep " + source.string() + ": it no longer holds the file of payload " + member.name);
+    }
     writeManifest(set, temporary);
     fsyncDirectory(temporary);
     renameDurably(temporary, set.dir);
+    set.health = healthOf(id);
     return set;
+}
+
+std::map<std::string, SetHealth> BackupStore::readHealth() const
+{
+    std::map<std::string, SetHealth> health;
+    try {
+        auto j = nlohmann::json::parse(readSmallFile(healthFile_));
+        for (const auto& [id, value] : j.items())
+            health[id] = setHealthFromString(value.get<std::string>());
+    } catch (const std::exception&) {
+        // None yet, or unreadable: every set is unknown until it is checked again.
+    }
+    return health;
+}
+
+void BackupStore::writeHealth(const std::map<std::string, SetHealth>& health) const
+{
+    nlohmann::json j = nlohmann::json::object();
+    std::error_code ec;
+    for (const auto& [id, h] : health)
+        if (health.size() <= healthEntriesKept || fs::exists(dir_ / id, ec))
+            j[id] = toString(h);
+    writeFileDurably(healthFile_, j.dump(1) + "\n", 0600);
+}
+
+SetHealth BackupStore::healthOf(const std::string& id) const
+{
+    const auto health = readHealth();
+    auto it = health.find(id);
+    return it == health.end() ? SetHealth::Unknown : it->second;
+}
+
+void BackupStore::markHealth(const std::string& id, SetHealth verdict)
+{
+    if (id.empty())
+        return;
+    changing([&] {
+        auto health = readHealth();
+        const SetHealth now = health.count(id) ? health[id] : SetHealth::Unknown;
+        SetHealth next = now;
+        if (verdict == SetHealth::Healthy && now != SetHealth::Damaged)
+            next = SetHealth::Healthy;
+        else if (verdict == SetHealth::Failed && now == SetHealth::Unknown)
+            next = SetHealth::Failed;
+        else if (verdict == SetHealth::Damaged || verdict == SetHealth::Unknown)
+            next = verdict;
+        if (next == now && health.count(id))
+            return 0;
+        if (next == SetHealth::Unknown)
+            health.erase(id);
+        else
+            health[id] = next;
+        writeHealth(health);
+        return 0;
+    });
 }
 
 }  // namespace armdock

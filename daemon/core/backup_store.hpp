@@ -11,6 +11,10 @@
 // noticed by a stat of that folder on each call (its link count, which counts
 // the set folders, its mtime and ctime, its inode). A manifest edited by hand
 // in place is not noticed until the next change.
+// Each set also has a health, kept in <state_dir>/set-health.json by set id
+// (so it outlives a set's removal and re-creation): healthy once it passed a
+// check on this host, failed when it failed one and never passed, damaged when
+// a file of its backup no longer has the SHA-256 its manifest records.
 // Thread-safe: the event loop reads while the pool changes.
 #pragma once
 
@@ -20,6 +24,7 @@
 #include <ctime>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -30,11 +35,23 @@
 namespace armdock {
 
 struct SetMember {
+    SetMember(std::string name_ = {}, std::filesystem::path target_ = {}, bool present_ = false, std::string sha256_ = {},
+              std::string linkTarget_ = {})
+        : name(std::move(name_)), target(std::move(target_)), present(present_), sha256(std::move(sha256_)), linkTarget(std::move(linkTarget_))
+    {
+    }
     std::string name;
     std::filesystem::path target;
-    bool present = false;  // the target existed
-    std::string sha256;    // "" when absent
+    bool present = false;    // something was at the target: a file or a symbolic link
+    std::string sha256;      // of the file (of the file a link names); "" when absent or dangling
+    std::string linkTarget;  // non-empty: the target was a symbolic link with this text
+
+    bool isLink() const { return !linkTarget.empty(); }
+    bool operator==(const SetMember&) const = default;
 };
+
+enum class SetHealth { Unknown, Healthy, Failed, Damaged };
+const char* toString(SetHealth health);
 
 struct BackupSet {
     std::string id;
@@ -42,16 +59,26 @@ struct BackupSet {
     std::string version;
     std::vector<SetMember> members;
     std::filesystem::path dir;
+    SetHealth health = SetHealth::Unknown;
 
     std::filesystem::path fileOf(const std::string& name) const { return dir / name; }
     const SetMember* member(const std::string& name) const;
+    // The configured payloads this set has no member for (it was made under
+    // another config): such a set is incomplete and never installed whole.
+    std::vector<std::string> lacking(const std::vector<PayloadSpec>& payloads) const;
 };
 
 // The content id of a set: first 16 hex digits of SHA-256 over "name=sha256\n" lines in name order.
 std::string setIdOf(const std::vector<SetMember>& members);
 
-// Hashes what is installed at each payload's target now.
+// What is at one payload's target now: a file (hashed), a symbolic link (its
+// text, and the hash of the file it names), or nothing.
+SetMember describeTarget(const PayloadSpec& payload);
+// describeTarget of every payload.
 std::vector<SetMember> describeInstalledSet(const std::vector<PayloadSpec>& payloads);
+// True when `path` holds exactly what `member` records (the same link text,
+// or a regular file with its SHA-256). Hashes a file: call it off the loop.
+bool holdsMember(const std::filesystem::path& path, const SetMember& member);
 
 class BackupStore {
 public:
@@ -72,8 +99,16 @@ public:
     // Keeps the `keep` newest sets; never removes `protectId`.
     void prune(unsigned keep, const std::string& protectId);
     // Adds the files of a set that is not installed any more (the set a failed
-    // rollback left behind), so that both sets are kept.
+    // rollback left behind), so that both sets are kept. `files` pairs each
+    // member with the file that holds it now (ignored for links and absent
+    // members); each copy is checked against the member's SHA-256.
     BackupSet keepFiles(const std::vector<std::pair<SetMember, std::filesystem::path>>& files, const std::string& version);
+
+    // Records what a check said of a set. Healthy stays healthy when a later
+    // check fails (that failure may be the host's, not the set's: it passed
+    // once); Damaged is cleared only when the set is backed up anew.
+    void markHealth(const std::string& id, SetHealth health);
+    SetHealth healthOf(const std::string& id) const;
 
     const std::filesystem::path& dir() const { return dir_; }
 
@@ -99,7 +134,11 @@ private:
     BackupSet keepFilesOnDisk(const std::vector<std::pair<SetMember, std::filesystem::path>>& files, const std::string& version);
     void writeManifest(const BackupSet& set, const std::filesystem::path& folder) const;
 
+    std::map<std::string, SetHealth> readHealth() const;
+    void writeHealth(const std::map<std::string, SetHealth>& health) const;
+
     std::filesystem::path dir_;
+    std::filesystem::path healthFile_;
     mutable std::mutex mutex_;
     mutable std::optional<std::vector<BackupSet>> cached_;  // empty: not read yet, or forgotten
     mutable FolderStamp stamp_;                             // of backups/ when cached_ was read

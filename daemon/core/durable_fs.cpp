@@ -114,6 +114,13 @@ void renameDurably(const std::filesystem::path& from, const std::filesystem::pat
         fsyncDirectory(folderOf(from));
 }
 
+void symlinkDurably(const std::filesystem::path& text, const std::filesystem::path& at)
+{
+    if (::symlink(text.c_str(), at.c_str()) != 0)
+        throwErrno(errno, "cannot create the symbolic link " + at.string() + " ->", text);
+    fsyncDirectory(folderOf(at));
+}
+
 void removeDurably(const std::filesystem::path& file)
 {
     if (::unlink(file.c_str()) != 0) {

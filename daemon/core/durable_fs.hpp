@@ -37,6 +37,9 @@ void writeFileDurably(const std::filesystem::path& file, std::string_view conten
 // rename(2) then fsync of the destination's folder (and the source's, if it differs).
 void renameDurably(const std::filesystem::path& from, const std::filesystem::path& to);
 
+// symlink(2) of `text` at `at`, then fsync of the folder; fails if `at` exists.
+void symlinkDurably(const std::filesystem::path& text, const std::filesystem::path& at);
+
 // unlink(2) then fsync of the folder; a missing file is not an error.
 void removeDurably(const std::filesystem::path& file);
 

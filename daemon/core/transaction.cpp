@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 #include <cstring>
 #include <system_error>
 
@@ -37,8 +38,10 @@ namespace {
 // Hidden names beside each target, all recognised by isStagedFileName():
 //   <tx>          the new file, before the swap
 //   <tx>-restore  the backed-up file, staged before the stop so a rollback is only renames
+//   <tx>-copying  a copy from the backup being made; renamed once complete and checked
 //   <tx>-kept     a hard link to the new file while a rollback runs (kept if the rollback fails)
 fs::path restorePathFor(const fs::path& target, const std::string& tx) { return stagedPathFor(target, tx + "-restore"); }
+fs::path copyingPathFor(const fs::path& target, const std::string& tx) { return stagedPathFor(target, tx + "-copying"); }
 fs::path keptPathFor(const fs::path& target, const std::string& tx) { return stagedPathFor(target, tx + "-kept"); }
 
 std::string describeException(std::exception_ptr e)
@@ -52,15 +55,81 @@ std::string describeException(std::exception_ptr e)
     }
 }
 
-// The set the transaction will install, as files on disk: the staged copy of
-// each changed payload, the current target of the others.
-struct NewSetFacts {
-    std::string setId;
-    std::string version;
-    std::optional<std::string> dockerinitSha1;
-};
+std::string versionNote(const BackupSet& set) { return set.version.empty() ? std::string() : " (" + set.version + ")"; }
+
+// The file a link at `target` with text `text` names.
+fs::path linkReferent(const fs::path& target, const std::string& text)
+{
+    const fs::path named(text);
+    return named.is_absolute() ? named : target.parent_path() / named;
+}
+
+// Puts `member` (a link, or a file copied from `backupFile`) at `at`, a new
+// name; a copy that does not hash to the member's SHA-256 is removed and
+// reported as a damaged backup.
+void materialize(const SetMember& member, const fs::path& backupFile, const fs::path& at, mode_t mode, const std::string& setId)
+{
+    removeDurably(at);
+    if (member.isLink()) {
+        symlinkDurably(member.linkTarget, at);
+        return;
+    }
+    const std::string got = copyFileDurably(backupFile, at, mode);
+    if (got != member.sha256) {
+        removeDurably(at);
+        throw AgentError(ErrorKind::Failed, "backup set " + setId + " is damaged: its copy of payload " + member.name + " (" + backupFile.string() +
+                                                ") has SHA-256 " + got + ", its manifest records " + member.sha256 +
+                                                "; it is marked damaged and never installed");
+    }
+}
 
 }  // namespace
+
+// What one run() staged and learned, step by step.
+struct TransactionRunner::Attempt {
+    TransactionPlan plan;
+    JournalBegin begin;
+    std::vector<StagedFile> staged;
+    // The set it installs: each payload's member and the file holding it now.
+    std::vector<std::pair<SetMember, fs::path>> newSet;
+    std::string newSetId;
+    std::string newVersion;
+    std::optional<std::string> newInitSha1;
+    BackupStore::BackUpResult backup;  // the installed set, backed up
+    std::vector<ContainerSummary> containersBack;
+    std::vector<std::string> announced;  // payloads whose rename the journal announced
+    bool cancelled = false;
+    bool backupDamaged = false;  // a rollback's backup did not hash to its manifest
+
+    const std::string& tx() const { return plan.id; }
+    bool isRollback() const { return plan.kind == "rollback"; }
+    const PlannedPayload* planned(const std::string& name) const
+    {
+        for (const auto& p : plan.payloads)
+            if (p.spec->name == name)
+                return &p;
+        return nullptr;
+    }
+    const StagedFile* stagedOf(const PayloadSpec& spec) const
+    {
+        for (const auto& sf : staged)
+            if (sf.target == spec.path)
+                return &sf;
+        return nullptr;
+    }
+};
+
+struct TransactionRunner::RollbackRequest {
+    std::string tx;
+    BackupSet set;                    // the set to put back
+    std::vector<std::string> names;   // the payloads to put back
+    std::string why;
+    std::string resultIfRestored;     // rolled-back or cancelled
+    std::vector<ContainerSummary> containersBack;
+    bool useStaged = true;            // false in a recovery: copy afresh from the backup
+    std::vector<std::pair<SetMember, fs::path>> failedSet;  // kept as a backup if the rollback fails too; empty in a recovery
+    std::string failedVersion;
+};
 
 TransactionRunner::TransactionRunner(const Config& config, Services services) : config_(config), s_(std::move(services)) {}
 
@@ -75,11 +144,8 @@ Task<void> TransactionRunner::stopEngine()
     const milliseconds timeout = seconds(config_.docker.stopTimeoutSec);
     // The socket too: once it is gone no client can start the old engine
     // again mid-swap. Both jobs are enqueued before either is awaited, as
-    // `systemctl stop docker.socket docker.service` does. The socket's job
-    // comes first; when the service Requires= the socket (Docker's unit
-    // does), that transaction already holds the service's stop and the second
-    // call only joins it: awaited one after the other, it was one more job
-    // wait inside the outage.
+    // `systemctl stop docker.socket docker.service` does (one job wait in the
+    // outage, not two).
     auto stopped = s_.units.stopUnits(engineUnits(), timeout);  // GCC 12: no temporaries in a co_await
     co_await std::move(stopped);
 }
@@ -87,9 +153,8 @@ Task<void> TransactionRunner::stopEngine()
 Task<void> TransactionRunner::startEngine()
 {
     const milliseconds timeout = seconds(config_.docker.startTimeoutSec);
-    // Both jobs are enqueued before either is awaited, as `systemctl start
-    // docker.socket docker.service` does: systemd starts the socket before the
-    // service it activates, and the downtime holds one job wait, not two.
+    // Enqueued together, as `systemctl start docker.socket docker.service`:
+    // systemd starts the socket before the service it activates.
     auto started = s_.units.startUnits(engineUnits(), timeout);  // GCC 12: no temporaries in a co_await
     co_await std::move(started);
 }
@@ -143,28 +208,42 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
     co_await runHealthCheck(s_.engine, s_.units, s_.pool, expect, progress);
 }
 
-Task<void> TransactionRunner::restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& tx)
+Task<void> TransactionRunner::restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& tx, bool useStaged)
 {
-    co_await runOffLoop(s_.pool, [&]() {
+    co_await runOffLoop(s_.pool, [&] {
         for (const auto& name : names) {
             const PayloadSpec* spec = config_.findPayload(name);
             const SetMember* member = set.member(name);
-            const fs::path target = spec ? spec->path : (member ? member->target : fs::path());
-            if (target.empty())
+            if (!spec)
+                continue;  // not configured any more: not ours to change
+            if (!member) {
+                // Made under another config: a set never takes away what it does not know.
+                spdlog::warn("backup set {} has no payload {}; {} is left as it is", set.id, name, spec->path.string());
                 continue;
-            if (!member || !member->present) {
+            }
+            const fs::path& target = spec->path;
+            if (!member->present) {
                 removeDurably(target);
                 continue;
             }
+            if (holdsMember(target, *member))
+                continue;  // already back: an earlier attempt got this far
             const fs::path restore = restorePathFor(target, tx);
-            std::error_code ec;
-            if (!fs::exists(restore, ec)) {
-                // Not staged before the stop (or already used by an earlier attempt): copy it now.
-                copyFileDurably(set.fileOf(name), restore, spec ? spec->mode : 0755);
+            if (!useStaged || !holdsMember(restore, *member)) {
+                // Missing, partial, or made by an earlier process: never trusted, made again.
+                removeDurably(restore);
+                try {
+                    materialize(*member, set.fileOf(name), copyingPathFor(target, tx), spec->mode, set.id);
+                } catch (const AgentError&) {
+                    s_.backups.markHealth(set.id, SetHealth::Damaged);
+                    throw;
+                }
+                faultPoint("restore-after-copy");
+                renameDurably(copyingPathFor(target, tx), restore);
             }
             renameDurably(restore, target);
+            faultPoint("restore-after-rename");
         }
-        return 0;
     });
 }
 
@@ -172,7 +251,7 @@ void TransactionRunner::removeLeftovers(const JournalBegin& begin)
 {
     for (const auto& p : begin.payloads) {
         for (const auto& leftover : {stagedPathFor(p.target, begin.transaction), restorePathFor(p.target, begin.transaction),
-                                     keptPathFor(p.target, begin.transaction)}) {
+                                     copyingPathFor(p.target, begin.transaction), keptPathFor(p.target, begin.transaction)}) {
             try {
                 removeDurably(leftover);
             } catch (const std::exception& e) {
@@ -182,12 +261,17 @@ void TransactionRunner::removeLeftovers(const JournalBegin& begin)
     }
 }
 
+JournalBegin TransactionRunner::allPayloads(const std::string& tx) const
+{
+    JournalBegin begin{tx, "", {}};
+    for (const auto& p : config_.payloads)
+        begin.payloads.push_back({p.name, p.path, {}, {}});
+    return begin;
+}
+
 Task<void> TransactionRunner::journalStep(const char* step)
 {
-    co_await runOffLoop(s_.pool, [this, step] {
-        s_.journal.record(step);
-        return 0;
-    });
+    co_await runOffLoop(s_.pool, [this, step] { s_.journal.record(step); });
 }
 
 Task<void> TransactionRunner::removeLeftoversAndJournal(const JournalBegin& begin)
@@ -195,320 +279,408 @@ Task<void> TransactionRunner::removeLeftoversAndJournal(const JournalBegin& begi
     co_await runOffLoop(s_.pool, [this, &begin] {
         removeLeftovers(begin);
         s_.journal.clear();
-        return 0;
     });
 }
 
-Task<TransactionOutcome> TransactionRunner::rollBack(const std::string& tx, const BackupSet& set, const std::vector<std::string>& swapped,
-                                                     const std::string& why, const std::string& resultIfRestored,
-                                                     std::vector<ContainerSummary> containersBack)
+std::string TransactionRunner::adviceAfterFailedRollback(const BackupSet& set) const
 {
-    spdlog::error("transaction {}: {}; rolling back to backup set {} ({})", tx, why, set.id, set.version);
+    return " Find the cause with `systemctl status " + config_.docker.service + "` and `journalctl -u " + config_.docker.service +
+           "`; once it is fixed, `armdockctl rollback --to " + set.id + "` installs backup set " + set.id + versionNote(set) +
+           " again (it is kept in " + set.dir.string() + ") and checks it.";
+}
+
+Task<std::string> TransactionRunner::keepFailedSet(const RollbackRequest& r)
+{
+    if (r.failedSet.empty())
+        co_return std::string();
+    try {
+        // Hashing and copying the failed files: off the loop.
+        auto kept = co_await runOffLoop(s_.pool, [&]() -> std::optional<BackupSet> {
+            std::vector<std::pair<SetMember, fs::path>> files;
+            for (const auto& [member, stagedFile] : r.failedSet) {
+                if (!member.present || member.isLink()) {
+                    files.push_back({member, {}});
+                    continue;
+                }
+                // Where its bytes are now: aside (hard link), still at the target, or still staged.
+                std::optional<fs::path> holder;
+                for (const auto& candidate : {keptPathFor(member.target, r.tx), member.target, stagedFile})
+                    if (!candidate.empty() && holdsMember(candidate, member)) {
+                        holder = candidate;
+                        break;
+                    }
+                if (!holder)
+                    return std::nullopt;
+                files.push_back({member, *holder});
+            }
+            BackupSet set = s_.backups.keepFiles(files, r.failedVersion);
+            s_.backups.markHealth(set.id, SetHealth::Failed);
+            return set;
+        });
+        if (!kept)
+            co_return " The failed new set could not be kept (its files are gone).";
+        co_return " The failed new set is kept as backup " + kept->id + ", marked failed: Rollback never picks it.";
+    } catch (const std::exception& e) {
+        co_return " The failed new set could not be kept (" + std::string(e.what()) + ").";
+    }
+}
+
+Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
+{
+    const std::string& tx = r.tx;
+    const BackupSet& set = r.set;
+    spdlog::error("transaction {}: {}; rolling back to backup set {}{}", tx, r.why, set.id, versionNote(set));
     report("rolling-back", 85, "rolling back to " + (set.version.empty() ? set.id : set.version));
     std::string failure;
+    bool restored = false;
     try {
         co_await journalStep("rolling-back");
         faultPoint("rollback-begin");
         co_await stopEngine();
         faultPoint("rollback-after-stop");
-        for (const auto& name : swapped) {
-            const PayloadSpec* spec = config_.findPayload(name);
-            if (spec && ::link(spec->path.c_str(), keptPathFor(spec->path, tx).c_str()) != 0)
-                spdlog::warn("cannot keep {} aside before restoring it: {}", spec->path.string(), std::strerror(errno));
-        }
-        co_await restoreSet(set, swapped, tx);
+        for (const auto& name : r.names)
+            if (const PayloadSpec* spec = config_.findPayload(name); spec && !r.failedSet.empty())
+                ::link(spec->path.c_str(), keptPathFor(spec->path, tx).c_str());  // a missing one is looked for elsewhere later
+        co_await restoreSet(set, r.names, tx, r.useStaged);
+        co_await journalStep("restored");
+        restored = true;
         faultPoint("rollback-after-restore");
         co_await startEngine();
         faultPoint("rollback-after-start");
+        // Docker 1.10 reports the SHA-1 of the dockerinit it accepts: the one now at the target.
         std::optional<std::string> initSha1;
-        if (set.member("dockerinit") && set.member("dockerinit")->present)
-            initSha1 = co_await runOffLoop(s_.pool, [&] { return sha1OfFile(set.fileOf("dockerinit")); });
+        const PayloadSpec* init = config_.findPayload("dockerinit");
+        if (const SetMember* m = set.member("dockerinit"); init && m && m->present)
+            initSha1 = co_await runOffLoop(s_.pool, [&] { return sha1OfFile(init->path); });
         // The smoke command judges a new engine; the engine that ran before is
         // only checked for answering, so a broken smoke command cannot turn a
         // good rollback into "failed".
-        co_await checkEngine(set.version, initSha1, seconds(config_.docker.healthTimeoutSec), containersBack, false);
+        co_await checkEngine(set.version, initSha1, seconds(config_.docker.healthTimeoutSec), r.containersBack, false);
     } catch (...) {
         failure = describeException(std::current_exception());
     }
 
-    JournalBegin begin{tx, "", {}};
-    for (const auto& p : config_.payloads)
-        begin.payloads.push_back({p.name, p.path, {}, {}});
+    const JournalBegin begin = allPayloads(tx);
     if (failure.empty()) {
+        co_await runOffLoop(s_.pool, [&] { s_.backups.markHealth(set.id, SetHealth::Healthy); });
         co_await removeLeftoversAndJournal(begin);
-        const std::string restored = "the previous engine" + (set.version.empty() ? std::string() : " (" + set.version + ")") +
-                                     " was restored and Docker answers";
-        co_return TransactionOutcome{resultIfRestored, why + "; " + restored, set.version};
+        co_return TransactionOutcome{r.resultIfRestored, r.why + "; the previous engine" + versionNote(set) + " was restored and Docker answers",
+                                     set.version};
     }
-
     spdlog::critical("transaction {}: rollback failed too: {}", tx, failure);
-    std::string kept;
-    try {
-        // Hashing and copying the failed files: off the loop.
-        std::optional<BackupSet> newSet = co_await runOffLoop(s_.pool, [&]() -> std::optional<BackupSet> {
-            std::vector<std::pair<SetMember, fs::path>> files;
-            for (const auto& name : swapped) {
-                const PayloadSpec* spec = config_.findPayload(name);
-                if (!spec)
-                    continue;
-                fs::path link = keptPathFor(spec->path, tx);
-                std::error_code ec;
-                bool present = fs::exists(link, ec);
-                files.push_back({SetMember{name, spec->path, present, present ? sha256OfFile(link) : ""}, link});
-            }
-            if (files.empty())
-                return std::nullopt;
-            return s_.backups.keepFiles(files, "");
-        });
-        if (newSet)
-            kept = " the failed new files are kept in backup " + newSet->id + " (" + newSet->dir.string() + "),";
-    } catch (const std::exception& e) {
-        kept = " the failed new files could not be kept (" + std::string(e.what()) + "),";
+    if (!restored) {
+        // Some targets may hold the old files and some the new: the journal
+        // stays until the set on disk is whole again (a recovery finishes it).
+        TransactionOutcome outcome{"failed",
+                                   r.why + "; the rollback failed too, while putting back backup set " + set.id + ": " + failure +
+                                       ". The files on disk may be a mixed set: the journal " + s_.journal.file().string() +
+                                       " is kept, so Docker's guard holds its start, and the agent restores the set again when it starts next."
+                                       + adviceAfterFailedRollback(set),
+                                   ""};
+        outcome.journalKept = true;
+        co_return outcome;
     }
+    const std::string kept = co_await keepFailedSet(r);
     co_await removeLeftoversAndJournal(begin);
-    co_return TransactionOutcome{
-        "failed",
-        why + "; the rollback failed too: " + failure + ". Nothing more is tried:" + kept + " the previous set is in backup " + set.id +
-            " (" + set.dir.string() + "). Check `systemctl status " + config_.docker.service + "` and `journalctl -u " +
-            config_.docker.service + "`, then copy the files of a backup over the targets by hand or call Rollback",
-        ""};
+    co_return TransactionOutcome{"failed",
+                                 r.why + "; the rollback failed too: " + failure + ". Backup set " + set.id + versionNote(set) +
+                                     " is installed again, but Docker did not pass its check with it; nothing more is tried." + kept +
+                                     adviceAfterFailedRollback(set),
+                                 ""};
+}
+
+// --- the steps of run()
+
+Task<void> TransactionRunner::stage(Attempt& a)
+{
+    report("staging", 10, "copying " + std::to_string(a.plan.payloads.size()) + " payload(s) beside their targets");
+    co_await runOffLoop(s_.pool, [&] { s_.journal.begin(a.begin); });
+    faultPoint("after-begin");
+    a.staged = co_await runOffLoop(s_.pool, [&] {
+        std::vector<StagedFile> out;
+        for (auto& p : a.plan.payloads) {
+            if (p.removeTarget)
+                continue;
+            if (!p.linkTarget.empty()) {
+                const fs::path at = stagedPathFor(p.spec->path, a.tx());
+                symlinkDurably(p.linkTarget, at);
+                out.push_back({at, p.spec->path, p.expectedSha256, "", 0});
+                continue;
+            }
+            try {
+                out.push_back(stageCopy(p.source.fd.get(), p.source.st, p.spec->name, p.spec->path, p.spec->mode, a.tx(), p.expectedSha256));
+            } catch (const AgentError& e) {
+                if (a.isRollback() && e.kind() == ErrorKind::PayloadRejected && !a.plan.backupId.empty()) {
+                    s_.backups.markHealth(a.plan.backupId, SetHealth::Damaged);
+                    a.backupDamaged = true;
+                    throw AgentError(ErrorKind::PayloadRejected, "backup set " + a.plan.backupId + " is damaged, marked so and never installed: " +
+                                                                     e.what() + " (source " + p.source.path + ")");
+                }
+                throw AgentError(e.kind(), std::string(e.what()) + " (source " + p.source.path + ")");
+            }
+        }
+        return out;
+    });
+    faultPoint("after-stage");
+}
+
+Task<void> TransactionRunner::describeNewSet(Attempt& a)
+{
+    report("staging", 30, "learning the new engine's version");
+    co_await runOffLoop(s_.pool, [&] {
+        // Each payload of the new set and the file that holds it now: staged, or the target it keeps.
+        std::map<std::string, std::optional<fs::path>> fileOf;
+        std::vector<SetMember> members;
+        for (const auto& spec : config_.payloads) {
+            const PlannedPayload* p = a.planned(spec.name);
+            const StagedFile* sf = a.stagedOf(spec);
+            SetMember m{spec.name, spec.path, false, "", ""};
+            fs::path holder;
+            if (p && p->removeTarget) {
+                fileOf[spec.name] = std::nullopt;
+            } else if (p && sf) {
+                m.present = true;
+                m.sha256 = sf->sha256;
+                m.linkTarget = p->linkTarget;
+                holder = sf->staged;
+                fileOf[spec.name] = p->linkTarget.empty() ? sf->staged : linkReferent(spec.path, p->linkTarget);
+            } else {
+                m = describeTarget(spec);
+                holder = spec.path;
+                if (m.present && !m.sha256.empty())
+                    fileOf[spec.name] = spec.path;
+            }
+            members.push_back(m);
+            a.newSet.push_back({m, holder});
+        }
+        a.newSetId = setIdOf(members);
+        const PayloadSpec& engineSpec = config_.enginePayload();
+        const auto engineFile = fileOf[engineSpec.name];
+        if (a.isRollback() && !a.plan.knownVersion.empty())
+            a.newVersion = a.plan.knownVersion;
+        else if (engineFile && !engineSpec.versionArgs.empty())
+            a.newVersion = s_.probeVersion(*engineFile, engineSpec.versionArgs);
+        const PayloadSpec* init = config_.findPayload("dockerinit");
+        if (!init || !fileOf[init->name])
+            return;
+        const fs::path initFile = *fileOf[init->name];
+        const StagedFile* sf = a.stagedOf(*init);
+        a.newInitSha1 = sf && !sf->sha1.empty() ? sf->sha1 : sha1OfFile(initFile);
+        // Docker 1.10 runs only the dockerinit whose SHA-1 was compiled into it.
+        if (config_.docker.dockerinitPairing && engineFile && !fileContainsText(*engineFile, *a.newInitSha1))
+            throw AgentError(ErrorKind::PayloadRejected,
+                             "dockerinit pairing: the engine " + engineSpec.path.string() + " of the new set does not embed the SHA-1 " +
+                                 *a.newInitSha1 + " of its dockerinit " + init->path.string() +
+                                 "; Docker 1.10 would refuse to run it. Upgrade docker and dockerinit together from the same build, "
+                                 "or set dockerinit_pairing = false for engines without dockerinit");
+    });
+}
+
+Task<void> TransactionRunner::backUpInstalled(Attempt& a)
+{
+    report("staging", 40, "backing up the installed set");
+    a.backup = co_await runOffLoop(s_.pool, [&] {
+        return s_.backups.backUp(config_.payloads, [&](const fs::path& f) {
+            try {
+                return s_.probeVersion(f, config_.enginePayload().versionArgs);
+            } catch (const std::exception&) {
+                return std::string();
+            }
+        });
+    });
+    if (a.backup.set.id == a.newSetId && !a.plan.reinstall)
+        throw AgentError(ErrorKind::PayloadRejected, "the requested engine set is already installed (set " + a.newSetId + "); nothing to do");
+    // Stage the restore copies too, so that a rollback needs no copying and no free space.
+    co_await runOffLoop(s_.pool, [&] {
+        for (const auto& p : a.plan.payloads)
+            if (const SetMember* m = a.backup.set.member(p.spec->name); m && m->present)
+                materialize(*m, a.backup.set.fileOf(p.spec->name), restorePathFor(p.spec->path, a.tx()), p.spec->mode, a.backup.set.id);
+        s_.journal.record("backed-up", a.backup.set.id);
+        if (a.backup.created)
+            s_.journal.record("backup-new", a.backup.set.id);  // so a recovery can drop it like a rollback does
+    });
+    faultPoint("after-backup");
+    // What runs now: its containers must come back, and an engine that
+    // answers with the backed-up set's version proves that set healthy.
+    a.containersBack = co_await containersToBringBack();
+    try {
+        const std::string running = co_await s_.engine.version(seconds(2));
+        if (!running.empty() && running == a.backup.set.version)
+            co_await runOffLoop(s_.pool, [&] { s_.backups.markHealth(a.backup.set.id, SetHealth::Healthy); });
+    } catch (const std::exception& e) {
+        spdlog::warn("the engine does not answer before the stop ({}); backup set {} stays unchecked", e.what(), a.backup.set.id);
+    }
+}
+
+Task<void> TransactionRunner::stopForSwap(Attempt& a)
+{
+    report("stopping", 50, "stopping " + config_.docker.service);
+    // One journal write (one fdatasync), still before the outage, announces
+    // the stop and every payload's rename: the swap inside the outage is then
+    // only renames. A recovery restores every payload named here.
+    std::vector<JournalStep> steps{{"stopping", ""}};
+    for (const auto& p : a.plan.payloads) {
+        steps.push_back({"swap", p.spec->name});
+        a.announced.push_back(p.spec->name);
+    }
+    co_await runOffLoop(s_.pool, [&] { s_.journal.recordAll(steps); });
+    faultPoint("before-stop");
+    co_await stopEngine();
+    faultPoint("after-stop");
+}
+
+Task<void> TransactionRunner::swapAndStart(Attempt& a)
+{
+    report("swapping", 60, "renaming the staged files over their targets");
+    co_await runOffLoop(s_.pool, [&] {
+        // The journal announced every rename; the staged files were fsync'ed
+        // when staged; renameDurably fsyncs each folder after its rename.
+        for (std::size_t i = 0; i < a.plan.payloads.size(); ++i) {
+            const auto& p = a.plan.payloads[i];
+            if (p.removeTarget)
+                removeDurably(p.spec->path);
+            else
+                renameDurably(stagedPathFor(p.spec->path, a.tx()), p.spec->path);
+            faultPoint(i == 0 ? "after-first-rename" : "after-rename");
+        }
+    });
+    faultPoint("after-swap");
+    co_await journalStep("swapped");
+    report("starting", 70, "starting " + config_.docker.service);
+    co_await startEngine();
+    faultPoint("after-start");
+}
+
+Task<void> TransactionRunner::check(Attempt& a)
+{
+    if (s_.cancelRequested())
+        throw HealthCheckCancelled("cancelled by request after the swap");
+    report("checking", 80, "checking the new engine on " + config_.docker.socket.string());
+    co_await checkEngine(a.newVersion, a.newInitSha1, a.plan.healthTimeout, a.containersBack, true);
+    faultPoint("after-check");
+}
+
+Task<TransactionOutcome> TransactionRunner::commit(Attempt& a)
+{
+    report("checking", 95, "committing");
+    co_await journalStep("committed");
+    faultPoint("after-commit");
+    co_await runOffLoop(s_.pool, [&] { s_.backups.markHealth(a.newSetId, SetHealth::Healthy); });
+    co_await removeLeftoversAndJournal(a.begin);
+    try {
+        co_await runOffLoop(s_.pool, [&] { s_.backups.prune(config_.agent.keepBackups, a.backup.set.id); });
+    } catch (const std::exception& e) {
+        spdlog::warn("cannot prune old backups in {}: {}", s_.backups.dir().string(), e.what());
+    }
+    co_return TransactionOutcome{"success", a.plan.reinstall ? "backup set " + a.newSetId + " was started again and passed its check" : "",
+                                 a.newVersion};
+}
+
+Task<TransactionOutcome> TransactionRunner::abandon(Attempt& a, TransactionOutcome outcome)
+{
+    co_await runOffLoop(s_.pool, [&] {
+        removeLeftovers(a.begin);
+        if (a.backup.created)
+            s_.backups.remove(a.backup.set.id);
+        try {
+            s_.journal.clear();
+        } catch (const std::exception& e) {
+            spdlog::error("cannot remove the journal {}: {}", s_.journal.file().string(), e.what());
+        }
+    });
+    co_return outcome;
+}
+
+// Cancel between the stop and the first rename: nothing changed on disk, so
+// the engine that ran is started again as it is (one outage, not two).
+Task<TransactionOutcome> TransactionRunner::restartUnchanged(Attempt& a)
+{
+    const std::string why = "cancelled by request after Docker was stopped, before any file changed";
+    std::string failure;
+    try {
+        co_await journalStep("restored");  // the set on disk is whole: the old one
+        report("starting", 70, "cancelled: starting the engine that ran before");
+        co_await startEngine();
+        std::optional<std::string> initSha1;
+        if (const PayloadSpec* init = config_.findPayload("dockerinit"); init && a.backup.set.member("dockerinit") &&
+                                                                          a.backup.set.member("dockerinit")->present)
+            initSha1 = co_await runOffLoop(s_.pool, [&] { return sha1OfFile(init->path); });
+        co_await checkEngine(a.backup.set.version, initSha1, seconds(config_.docker.healthTimeoutSec), a.containersBack, false);
+    } catch (...) {
+        failure = describeException(std::current_exception());
+    }
+    if (failure.empty())
+        co_return co_await abandon(a, {"cancelled", why + "; the engine that ran before was started again and answers", a.backup.set.version});
+    RollbackRequest r{a.tx(), a.backup.set, a.announced, why + ", and starting it again failed: " + failure, "cancelled", a.containersBack, true,
+                      {}, ""};
+    auto outcome = co_await rollBack(std::move(r));
+    if (outcome.result != "failed" && a.backup.created)
+        co_await runOffLoop(s_.pool, [&] { s_.backups.remove(a.backup.set.id); });
+    co_return outcome;
 }
 
 Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
 {
-    const std::string tx = plan.id;
-    const bool isRollback = plan.kind == "rollback";
-    JournalBegin begin{tx, plan.kind, {}};
-    for (const auto& p : plan.payloads)
-        begin.payloads.push_back({p.spec->name, p.spec->path, stagedPathFor(p.spec->path, tx), p.expectedSha256});
+    Attempt a;
+    a.plan = std::move(plan);
+    a.begin = {a.tx(), a.plan.kind, {}};
+    for (const auto& p : a.plan.payloads)
+        a.begin.payloads.push_back({p.spec->name, p.spec->path, stagedPathFor(p.spec->path, a.tx()), p.expectedSha256});
 
-    // --- staging: everything here happens while Docker still runs, so the downtime holds no copying.
-    std::vector<StagedFile> staged;
-    NewSetFacts facts;
-    BackupStore::BackUpResult backup;
+    // Staging: all of it while Docker still runs, so the downtime holds no copying.
     std::string refusal;
-    report("staging", 10, "copying " + std::to_string(plan.payloads.size()) + " payload(s) beside their targets");
     try {
-        co_await runOffLoop(s_.pool, [&] {
-            s_.journal.begin(begin);
-            return 0;
-        });
-        faultPoint("after-begin");
-        staged = co_await runOffLoop(s_.pool, [&] {
-            std::vector<StagedFile> out;
-            for (auto& p : plan.payloads) {
-                if (p.removeTarget)
-                    continue;
-                try {
-                    out.push_back(stageCopy(p.source.fd.get(), p.source.st, p.spec->name, p.spec->path, p.spec->mode, tx, p.expectedSha256));
-                } catch (const AgentError& e) {
-                    throw AgentError(e.kind(), std::string(e.what()) + " (source " + p.source.path + ")");
-                }
-            }
-            return out;
-        });
-        faultPoint("after-stage");
-        report("staging", 30, "learning the new engine's version");
-        facts = co_await runOffLoop(s_.pool, [&] {
-            NewSetFacts f;
-            std::vector<SetMember> members;
-            auto stagedOf = [&](const std::string& name) -> const StagedFile* {
-                for (const auto& sf : staged)
-                    for (const auto& p : plan.payloads)
-                        if (p.spec->name == name && sf.target == p.spec->path)
-                            return &sf;
-                return nullptr;
-            };
-            auto removed = [&](const std::string& name) {
-                return std::any_of(plan.payloads.begin(), plan.payloads.end(),
-                                   [&](const PlannedPayload& p) { return p.spec->name == name && p.removeTarget; });
-            };
-            // Which file each payload of the new set is, on disk.
-            auto fileOf = [&](const PayloadSpec& spec) -> std::optional<fs::path> {
-                if (const StagedFile* sf = stagedOf(spec.name))
-                    return sf->staged;
-                std::error_code ec;
-                if (removed(spec.name) || !fs::is_regular_file(spec.path, ec))
-                    return std::nullopt;
-                return spec.path;
-            };
-            for (const auto& spec : config_.payloads) {
-                auto file = fileOf(spec);
-                const StagedFile* sf = stagedOf(spec.name);
-                members.push_back({spec.name, spec.path, file.has_value(), !file ? "" : sf ? sf->sha256 : sha256OfFile(*file)});
-            }
-            f.setId = setIdOf(members);
-            const PayloadSpec& engineSpec = config_.enginePayload();
-            auto engineFile = fileOf(engineSpec);
-            if (isRollback && !plan.knownVersion.empty())
-                f.version = plan.knownVersion;
-            else if (engineFile && !engineSpec.versionArgs.empty())
-                f.version = s_.probeVersion(*engineFile, engineSpec.versionArgs);
-            if (const PayloadSpec* init = config_.findPayload("dockerinit")) {
-                if (auto initFile = fileOf(*init)) {
-                    const StagedFile* sf = stagedOf(init->name);
-                    f.dockerinitSha1 = sf ? sf->sha1 : sha1OfFile(*initFile);
-                    // Docker 1.10 runs only the dockerinit whose SHA-1 was compiled into it.
-                    if (config_.docker.dockerinitPairing && engineFile && !fileContainsText(*engineFile, *f.dockerinitSha1))
-                        throw AgentError(ErrorKind::PayloadRejected,
-                                         "dockerinit pairing: the engine " + engineSpec.path.string() + " of the new set does not embed the SHA-1 " +
-                                             *f.dockerinitSha1 + " of its dockerinit " + init->path.string() +
-                                             "; Docker 1.10 would refuse to run it. Upgrade docker and dockerinit together from the same build, "
-                                             "or set dockerinit_pairing = false for engines without dockerinit");
-                }
-            }
-            return f;
-        });
-        if (plan.dryRun || s_.cancelRequested()) {
-            co_await removeLeftoversAndJournal(begin);
-            if (s_.cancelRequested())
-                co_return TransactionOutcome{"cancelled", "cancelled by request before anything changed; Docker was not interrupted", ""};
-            co_return TransactionOutcome{"success", "dry run: verified and staged; this set would install engine version " + facts.version +
-                                                        "; nothing was changed",
-                                         ""};
-        }
-        report("staging", 40, "backing up the installed set");
-        backup = co_await runOffLoop(s_.pool, [&] {
-            return s_.backups.backUp(config_.payloads, [&](const fs::path& f) {
-                try {
-                    return s_.probeVersion(f, config_.enginePayload().versionArgs);
-                } catch (const std::exception&) {
-                    return std::string();
-                }
-            });
-        });
-        if (backup.set.id == facts.setId) {
-            if (backup.created)
-                co_await runOffLoop(s_.pool, [&] {
-                    s_.backups.remove(backup.set.id);
-                    return 0;
-                });
-            throw AgentError(ErrorKind::PayloadRejected, "the requested engine set is already installed (set " + facts.setId + "); nothing to do");
-        }
-        // Stage the restore copies too, so that a rollback needs no copying and no free space.
-        co_await runOffLoop(s_.pool, [&] {
-            for (const auto& p : plan.payloads) {
-                const SetMember* m = backup.set.member(p.spec->name);
-                if (m && m->present)
-                    copyFileDurably(backup.set.fileOf(p.spec->name), restorePathFor(p.spec->path, tx), p.spec->mode);
-            }
-            s_.journal.record("backed-up", backup.set.id);
-            if (backup.created)
-                s_.journal.record("backup-new", backup.set.id);  // so a recovery can drop it like a rollback does
-            return 0;
-        });
-        faultPoint("after-backup");
+        co_await stage(a);
+        co_await describeNewSet(a);
+        if (!a.plan.dryRun && !s_.cancelRequested())
+            co_await backUpInstalled(a);
     } catch (...) {
         refusal = describeException(std::current_exception());
     }
     if (!refusal.empty()) {
-        co_await runOffLoop(s_.pool, [&] {
-            removeLeftovers(begin);
-            if (backup.created && backup.set.id != facts.setId)
-                s_.backups.remove(backup.set.id);
-            try {
-                s_.journal.clear();
-            } catch (const std::exception& e) {
-                spdlog::error("cannot remove the journal {}: {}", s_.journal.file().string(), e.what());
-            }
-            return 0;
-        });
-        co_return TransactionOutcome{"rejected", refusal + "; nothing was changed and Docker was not interrupted", ""};
+        TransactionOutcome rejected{"rejected", refusal + "; nothing was changed and Docker was not interrupted", ""};
+        if (a.backupDamaged)
+            rejected.damagedBackup = a.plan.backupId;
+        co_return co_await abandon(a, rejected);
     }
+    if (s_.cancelRequested())
+        co_return co_await abandon(a, {"cancelled", "cancelled by request before Docker was stopped; nothing was changed", ""});
+    if (a.plan.dryRun)
+        co_return co_await abandon(a, {"success", "dry run: verified and staged; this set would install engine version " + a.newVersion +
+                                                      "; nothing was changed", ""});
 
-    if (s_.cancelRequested()) {
-        co_await runOffLoop(s_.pool, [&] {
-            removeLeftovers(begin);
-            s_.journal.clear();
-            if (backup.created)
-                s_.backups.remove(backup.set.id);
-            return 0;
-        });
-        co_return TransactionOutcome{"cancelled", "cancelled by request before Docker was stopped; nothing was changed", ""};
-    }
-
-    auto containersBack = co_await containersToBringBack();
-
-    // --- stopping, swapping, starting, checking: each step journalled before it takes effect.
-    std::vector<std::string> swapped;
+    // The outage: each step journalled before it takes effect.
     std::string failure;
-    bool cancelled = false;
     try {
-        report("stopping", 50, "stopping " + config_.docker.service);
-        // One journal write (one fdatasync), still before the outage,
-        // announces the stop and every payload's rename: the swap inside the
-        // outage is then only renames. A recovery restores every payload
-        // named here from the backup; one not renamed yet gets back the bytes
-        // it already has, as a rollback after a failure before the swap does.
-        std::vector<JournalStep> announced{{"stopping", ""}};
-        for (const auto& p : plan.payloads)
-            announced.push_back({"swap", p.spec->name});
-        co_await runOffLoop(s_.pool, [&] {
-            s_.journal.recordAll(announced);
-            return 0;
-        });
-        faultPoint("before-stop");
-        co_await stopEngine();
-        faultPoint("after-stop");
-        report("swapping", 60, "renaming the staged files over their targets");
-        swapped = co_await runOffLoop(s_.pool, [&] {
-            // Order: the journal announced every rename above; the staged
-            // files were fsync'ed when they were staged; renameDurably fsyncs
-            // each folder after its rename, all before "committed".
-            std::vector<std::string> names;
-            for (std::size_t i = 0; i < plan.payloads.size(); ++i) {
-                const auto& p = plan.payloads[i];
-                if (p.removeTarget)
-                    removeDurably(p.spec->path);
-                else
-                    renameDurably(stagedPathFor(p.spec->path, tx), p.spec->path);
-                names.push_back(p.spec->name);
-                faultPoint(i == 0 ? "after-first-rename" : "after-rename");
-            }
-            return names;
-        });
-        faultPoint("after-swap");
-        report("starting", 70, "starting " + config_.docker.service);
-        co_await startEngine();
-        faultPoint("after-start");
-        if (s_.cancelRequested()) {
-            cancelled = true;
-            failure = "cancelled by request after the swap";
-        } else {
-            report("checking", 80, "checking the new engine on " + config_.docker.socket.string());
-            co_await checkEngine(facts.version, facts.dockerinitSha1, plan.healthTimeout, containersBack, true);
-            faultPoint("after-check");
-        }
-    } catch (const HealthCheckCancelled& e) {
-        cancelled = true;
-        failure = e.what();
+        co_await stopForSwap(a);
     } catch (...) {
         failure = describeException(std::current_exception());
     }
-
+    if (failure.empty() && s_.cancelRequested())
+        co_return co_await restartUnchanged(a);
     if (failure.empty()) {
-        report("checking", 95, "committing");
-        co_await journalStep("committed");
-        faultPoint("after-commit");
-        co_await removeLeftoversAndJournal(begin);
         try {
-            co_await runOffLoop(s_.pool, [&] {
-                s_.backups.prune(config_.agent.keepBackups, backup.set.id);
-                return 0;
-            });
-        } catch (const std::exception& e) {
-            spdlog::warn("cannot prune old backups in {}: {}", s_.backups.dir().string(), e.what());
+            co_await swapAndStart(a);
+            co_await check(a);
+        } catch (const HealthCheckCancelled& e) {
+            a.cancelled = true;
+            failure = e.what();
+        } catch (...) {
+            failure = describeException(std::current_exception());
         }
-        co_return TransactionOutcome{"success", "", facts.version};
     }
-    if (swapped.empty())
-        for (const auto& p : plan.payloads)
-            swapped.push_back(p.spec->name);  // a crash-free failure before the swap: restoring is harmless
-    const std::string resultIfRestored = cancelled ? "cancelled" : "rolled-back";
-    auto outcome = co_await rollBack(tx, backup.set, swapped, failure, resultIfRestored, containersBack);
+    if (failure.empty())
+        co_return co_await commit(a);
+
+    RollbackRequest r{a.tx(), a.backup.set, a.announced, failure, a.cancelled ? "cancelled" : "rolled-back", a.containersBack, true,
+                      a.newSet, a.newVersion};
+    if (a.announced.empty())
+        for (const auto& p : a.plan.payloads)
+            r.names.push_back(p.spec->name);  // a failure inside the stop: restoring is harmless
+    auto outcome = co_await rollBack(std::move(r));
     // A transaction that rolled back adds no backup: the set it saved is the one installed again.
-    if (outcome.result != "failed" && backup.created)
-        s_.backups.remove(backup.set.id);
+    if (outcome.result != "failed" && a.backup.created)
+        co_await runOffLoop(s_.pool, [&] { s_.backups.remove(a.backup.set.id); });
     co_return outcome;
 }
 
@@ -521,42 +693,44 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
 
     if (!journal.has("backed-up") || journal.has("committed")) {
         // Nothing outside the hidden staged files had changed, or the commit was already on disk.
-        removeLeftovers(begin);
-        s_.journal.clear();
-        // The message is shown in Progress and Finished, so a crash after the
-        // commit is reported too (it used to read "success: done").
+        co_await removeLeftoversAndJournal(begin);
+        // The message is shown in Progress and Finished, so a crash after the commit is reported too.
         if (journal.has("committed"))
             co_return TransactionOutcome{"success", where + " after the commit; the new engine stays installed and the staged copies were removed", ""};
         co_return TransactionOutcome{"rolled-back", where + " before anything changed; the staged copies were removed", ""};
     }
-    auto set = s_.backups.find(journal.detailOf("backed-up"));
-    if (!set) {
-        removeLeftovers(begin);
-        s_.journal.clear();
-        co_return TransactionOutcome{"failed", where + ", and its backup set " + journal.detailOf("backed-up") +
-                                                   " is missing from " + s_.backups.dir().string() +
-                                                   "; check the files of every payload by hand and start " + config_.docker.service,
-                                     ""};
-    }
-    std::vector<std::string> swapped;
-    for (const auto& step : journal.steps)
-        if (step.step == "swap" && std::find(swapped.begin(), swapped.end(), step.detail) == swapped.end())
-            swapped.push_back(step.detail);
-    std::vector<ContainerSummary> none;  // recovery cannot know what ran before the crash
+    const std::string setId = journal.detailOf("backed-up");
+    auto set = co_await runOffLoop(s_.pool, [&] { return s_.backups.find(setId); });
     // Like a transaction that rolled back, a recovered one adds no backup: the
     // set it saved is the one installed again.
     const bool backupIsNew = journal.has("backup-new");
     if (!journal.has("stopping")) {
-        removeLeftovers(begin);
-        s_.journal.clear();
-        if (backupIsNew)
-            s_.backups.remove(set->id);
+        co_await runOffLoop(s_.pool, [&] {
+            removeLeftovers(begin);
+            s_.journal.clear();
+            if (backupIsNew && set)
+                s_.backups.remove(set->id);
+        });
         co_return TransactionOutcome{"rolled-back", where + " before Docker was stopped; nothing had changed", ""};
     }
-    const std::string resultIfRestored = "rolled-back";
-    auto outcome = co_await rollBack(tx, *set, swapped, where, resultIfRestored, none);
+    if (!set) {
+        // Without the backup nothing can be put back: the journal stays, so Docker's guard keeps a mixed set from starting.
+        TransactionOutcome lost{"failed", where + ", and its backup set " + setId + " is missing from " + s_.backups.dir().string() +
+                                              "; the journal " + s_.journal.file().string() + " is kept. Check the files of every payload by hand, "
+                                              "then remove the journal and start " + config_.docker.service, ""};
+        lost.journalKept = true;
+        co_return lost;
+    }
+    RollbackRequest r{tx, *set, {}, where, "rolled-back", {}, false, {}, ""};
+    for (const auto& step : journal.steps)
+        if (step.step == "swap" && std::find(r.names.begin(), r.names.end(), step.detail) == r.names.end())
+            r.names.push_back(step.detail);
+    auto outcome = co_await rollBack(std::move(r));
     if (outcome.result != "failed" && backupIsNew)
-        s_.backups.remove(set->id);
+        co_await runOffLoop(s_.pool, [&] { s_.backups.remove(set->id); });
+    // What the crashed transaction left beside the targets (staged copies of the new set).
+    if (!outcome.journalKept)
+        co_await runOffLoop(s_.pool, [&] { removeLeftovers(begin); });
     co_return outcome;
 }
 

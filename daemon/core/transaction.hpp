@@ -1,8 +1,8 @@
-// One transaction, step by step (DESIGN.md "The transaction"): verify and
-// stage while Docker runs, back up, stop, swap, start, check, then commit or
-// roll back by itself. Also the recovery of a journal that a crash left
-// behind. Talks to systemd and Docker only through UnitControl and
-// EngineApi, so it is tested with fakes and no bus.
+// One transaction, step by step (docs/design.md, "The transaction"): stage
+// while Docker runs, back up, stop, swap, start, check, then commit or roll
+// back by itself. Also the recovery of a journal that a crash left behind.
+// Talks to systemd and Docker only through UnitControl and EngineApi, so it
+// is tested with fakes and no bus.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -29,9 +29,10 @@ using VersionProbe = std::function<std::string(const std::filesystem::path& bina
 
 struct PlannedPayload {
     const PayloadSpec* spec = nullptr;
-    OpenedSource source;               // verified, opened once
+    OpenedSource source;               // verified, opened once (not for a link or a removal)
     std::string expectedSha256;        // "" when none was given
     bool removeTarget = false;         // rollback to a set where this payload was absent
+    std::string linkTarget;            // rollback to a set where this payload was a symbolic link
 };
 
 struct TransactionPlan {
@@ -41,12 +42,20 @@ struct TransactionPlan {
     bool dryRun = false;
     std::chrono::milliseconds healthTimeout{60000};
     std::string knownVersion;          // for a rollback: the version the backup set recorded
+    std::string backupId;              // for a rollback: the set it installs
+    bool reinstall = false;            // a rollback to the set that is installed: restart and check it
 };
 
 struct TransactionOutcome {
+    TransactionOutcome(std::string result_ = {}, std::string message_ = {}, std::string version_ = {})
+        : result(std::move(result_)), message(std::move(message_)), version(std::move(version_))
+    {
+    }
     std::string result;   // success rejected rolled-back failed cancelled
     std::string message;  // for LastError (empty on success) or a success note
     std::string version;  // the engine version now running, "" when unknown
+    std::string damagedBackup;  // a rollback refused because this backup set's files are damaged
+    bool journalKept = false;   // the set on disk is not whole: the journal stays for the next recovery
 };
 
 // State, percent, message.
@@ -73,17 +82,35 @@ public:
     Task<TransactionOutcome> recover(JournalContents journal);
 
 private:
-    struct Swap;  // what one transaction put where
+    struct Attempt;  // one run(): its plan, what it staged, the sets on each side
+    struct RollbackRequest;
+    // The steps of run(), in order.
+    Task<void> stage(Attempt& a);
+    Task<void> describeNewSet(Attempt& a);
+    Task<void> backUpInstalled(Attempt& a);
+    Task<void> stopForSwap(Attempt& a);
+    Task<void> swapAndStart(Attempt& a);
+    Task<void> check(Attempt& a);
+    Task<TransactionOutcome> commit(Attempt& a);
+    Task<TransactionOutcome> restartUnchanged(Attempt& a);
+    Task<TransactionOutcome> abandon(Attempt& a, TransactionOutcome outcome);
+
     Task<void> stopEngine();
     Task<void> startEngine();
     std::vector<std::string> engineUnits() const;  // the socket unit (if any), then the service
     Task<void> checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
                            std::chrono::milliseconds timeout, std::vector<ContainerSummary> containersBack, bool runSmoke);
     Task<std::vector<ContainerSummary>> containersToBringBack();
-    Task<void> restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& transaction);
-    Task<TransactionOutcome> rollBack(const std::string& transaction, const BackupSet& set, const std::vector<std::string>& swapped,
-                                      const std::string& why, const std::string& resultIfRestored, std::vector<ContainerSummary> containersBack);
+    // Puts each named payload of `set` back at its target; every file renamed
+    // over a target is first checked against the SHA-256 its manifest
+    // records. `useStaged`: the restore copies staged before the stop may be
+    // used (checked too); a recovery copies afresh from the backup.
+    Task<void> restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& transaction, bool useStaged);
+    Task<TransactionOutcome> rollBack(RollbackRequest request);
+    Task<std::string> keepFailedSet(const RollbackRequest& request);
+    std::string adviceAfterFailedRollback(const BackupSet& set) const;
     void removeLeftovers(const JournalBegin& begin);
+    JournalBegin allPayloads(const std::string& transaction) const;
     // The journal and file clean-up fsync: they run off the loop, awaited, so
     // the order still holds (the journal line is on disk before its step).
     Task<void> journalStep(const char* step);

@@ -115,6 +115,11 @@ void AgentObject::Rollback(sdbus::Result<std::string>&& result)
     serve(result, "Rollback", [&] { result.returnResults(agent_.rollback()); });
 }
 
+void AgentObject::RollbackTo(sdbus::Result<std::string>&& result, std::string backup)
+{
+    serve(result, "RollbackTo", [&] { result.returnResults(agent_.rollbackTo(backup)); });
+}
+
 void AgentObject::Cancel(sdbus::Result<>&& result)
 {
     serve(result, "Cancel", [&] {
@@ -130,6 +135,17 @@ void AgentObject::ListBackups(sdbus::Result<std::vector<sdbus::Struct<std::strin
         for (const auto& backup : agent_.listBackups())
             backups.emplace_back(backup.id, backup.createdUsec, backup.version);
         result.returnResults(backups);
+    });
+}
+
+void AgentObject::ListBackupSets(
+    sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, std::string, std::string, bool, std::string>>>&& result)
+{
+    serve(result, "ListBackupSets", [&] {
+        std::vector<sdbus::Struct<std::string, uint64_t, std::string, std::string, bool, std::string>> sets;
+        for (const auto& b : agent_.listBackups())
+            sets.emplace_back(b.id, b.createdUsec, b.version, b.health, b.installed, b.note);
+        result.returnResults(sets);
     });
 }
 

@@ -50,8 +50,11 @@ private:
     void Upgrade(sdbus::Result<std::string>&& result, std::map<std::string, std::string> files,
                  std::map<std::string, sdbus::Variant> options) override;
     void Rollback(sdbus::Result<std::string>&& result) override;
+    void RollbackTo(sdbus::Result<std::string>&& result, std::string backup) override;
     void Cancel(sdbus::Result<>&& result) override;
     void ListBackups(sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, std::string>>>&& result) override;
+    void ListBackupSets(
+        sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, std::string, std::string, bool, std::string>>>&& result) override;
     void Reload(sdbus::Result<>&& result) override;
 
     std::string State() override;

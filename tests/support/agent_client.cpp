@@ -30,6 +30,23 @@ std::string AgentClient::rollback()
     return tx;
 }
 
+std::string AgentClient::rollbackTo(const std::string& backup)
+{
+    std::string tx;
+    proxy_->callMethod("RollbackTo").onInterface(interfaceName).withArguments(backup).storeResultsTo(tx);
+    return tx;
+}
+
+std::vector<AgentClient::BackupSetRow> AgentClient::listBackupSets()
+{
+    std::vector<sdbus::Struct<std::string, std::uint64_t, std::string, std::string, bool, std::string>> reply;
+    proxy_->callMethod("ListBackupSets").onInterface(interfaceName).storeResultsTo(reply);
+    std::vector<BackupSetRow> out;
+    for (const auto& r : reply)
+        out.push_back({r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(), r.get<4>(), r.get<5>()});
+    return out;
+}
+
 void AgentClient::cancel() { proxy_->callMethod("Cancel").onInterface(interfaceName); }
 
 void AgentClient::reload() { proxy_->callMethod("Reload").onInterface(interfaceName); }

@@ -21,6 +21,15 @@ public:
 
     std::string upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, sdbus::Variant>& options = {});
     std::string rollback();
+    std::string rollbackTo(const std::string& backup);
+    struct BackupSetRow {
+        std::string id;
+        std::uint64_t createdUsec = 0;
+        std::string version, health;
+        bool installed = false;
+        std::string note;
+    };
+    std::vector<BackupSetRow> listBackupSets();
     void cancel();
     void reload();
     std::vector<std::tuple<std::string, std::uint64_t, std::string>> listBackups();
