@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <map>
@@ -100,6 +102,15 @@ UnitJobFailed jobTimedOut(const std::string& verb, const std::string& unit, std:
                                                       timeout.count() / 1000.0, whereToLook(unit)));
 }
 
+UnitJobFailed stopTimedOutAfterKill(const std::string& unit, std::chrono::milliseconds timeout,
+                                    std::chrono::milliseconds killWait)
+{
+    return UnitJobFailed(unit, "timeout",
+                         fmt::format("systemd did not stop {0} within {1} s, nor within {2} s after SIGKILL was sent to all "
+                                     "its processes; see `systemctl status {0}` and `journalctl -u {0}`",
+                                     unit, timeout.count() / 1000.0, killWait.count() / 1000.0));
+}
+
 UnitJobFailed callFailed(const std::string& what, const std::string& unit, const sdbus::Error& error)
 {
     return UnitJobFailed(unit, error.getName(),
@@ -115,6 +126,7 @@ struct JobWait {
     std::string jobPath;  // known once the method replied
     sdbus::PendingAsyncCall call;
     std::optional<asio::steady_timer> deadline;
+    bool killed = false;  // a stop past its deadline: KillUnit sent, waiting killWait more
     bool finished = false;
 };
 
@@ -126,8 +138,8 @@ struct EarlyResult {
 }  // namespace
 
 struct SystemdUnits::Impl : std::enable_shared_from_this<Impl> {
-    Impl(asio::io_context& io, sdbus::IConnection& connection, AsioBusDriver& driver)
-        : io(io), connection(connection), driver(driver)
+    Impl(asio::io_context& io, sdbus::IConnection& connection, AsioBusDriver& driver, std::chrono::milliseconds killWait)
+        : io(io), connection(connection), driver(driver), killWait(killWait)
     {
     }
 
@@ -143,7 +155,9 @@ struct SystemdUnits::Impl : std::enable_shared_from_this<Impl> {
                               std::chrono::milliseconds timeout);
     void startJob(const std::string& method, const std::shared_ptr<JobWait>& wait);
     void callJobMethod(const std::string& method, const std::shared_ptr<JobWait>& wait);
-    void armDeadline(const std::shared_ptr<JobWait>& wait);
+    void armDeadline(const std::shared_ptr<JobWait>& wait, std::chrono::milliseconds after);
+    void onDeadline(const std::shared_ptr<JobWait>& wait);
+    void killUnit(const std::shared_ptr<JobWait>& wait);
     void onJobQueued(const std::shared_ptr<JobWait>& wait, const std::string& jobPath);
     void finishJob(const std::shared_ptr<JobWait>& wait, const std::string& result);
     void failJob(const std::shared_ptr<JobWait>& wait, const UnitJobFailed& error);
@@ -157,6 +171,7 @@ struct SystemdUnits::Impl : std::enable_shared_from_this<Impl> {
     asio::io_context& io;
     sdbus::IConnection& connection;
     AsioBusDriver& driver;
+    const std::chrono::milliseconds killWait;
     std::unique_ptr<sdbus::IProxy> manager;
     std::map<std::string, std::unique_ptr<sdbus::IProxy>> unitProxies;  // by unit object path
     std::map<std::string, std::shared_ptr<JobWait>> waiting;            // by job path
@@ -270,7 +285,7 @@ Task<void> SystemdUnits::Impl::runJobs(std::shared_ptr<Impl> self, std::string m
 
 void SystemdUnits::Impl::startJob(const std::string& method, const std::shared_ptr<JobWait>& wait)
 {
-    armDeadline(wait);
+    armDeadline(wait, wait->timeout);
     try {
         callJobMethod(method, wait);
     } catch (const sdbus::Error& e) {  // the call could not even be sent
@@ -283,7 +298,8 @@ void SystemdUnits::Impl::callJobMethod(const std::string& method, const std::sha
     std::weak_ptr<Impl> weak = weak_from_this();
     wait->call = manager->callMethodAsync(compat::MethodName{method})
                      .onInterface(compat::InterfaceName{managerInterface})
-                     .withTimeout(wait->timeout + replyMargin)
+                     .withTimeout(wait->timeout + (wait->verb == "stop" ? killWait : std::chrono::milliseconds(0)) +
+                                  replyMargin)
                      .withArguments(wait->unit, std::string("replace"))
                      .uponReplyInvoke([weak, wait](compat::ReplyError error, const sdbus::ObjectPath& job) {
                          auto self = weak.lock();
@@ -300,9 +316,11 @@ void SystemdUnits::Impl::callJobMethod(const std::string& method, const std::sha
     driver.kick();
 }
 
-void SystemdUnits::Impl::armDeadline(const std::shared_ptr<JobWait>& wait)
+void SystemdUnits::Impl::armDeadline(const std::shared_ptr<JobWait>& wait, std::chrono::milliseconds after)
 {
-    wait->deadline.emplace(io, wait->timeout);
+    if (!wait->deadline)
+        wait->deadline.emplace(io);
+    wait->deadline->expires_after(after);
     std::weak_ptr<JobWait> weakWait = wait;
     std::weak_ptr<Impl> weak = weak_from_this();
     wait->deadline->async_wait([weak, weakWait](const boost::system::error_code& ec) {
@@ -310,10 +328,50 @@ void SystemdUnits::Impl::armDeadline(const std::shared_ptr<JobWait>& wait)
         auto wait = weakWait.lock();
         if (ec || !self || !wait)
             return;
-        if (!wait->finished && wait->jobPath.empty())
-            --self->repliesPending;  // the reply will be dropped with the call
-        self->failJob(wait, jobTimedOut(wait->verb, wait->unit, wait->timeout));
+        self->onDeadline(wait);
     });
+}
+
+// A stop that outlives the agent's timeout is a hung process (one that
+// ignores SIGTERM waits for the unit's TimeoutStopSec, often longer): kill
+// every process of the unit and give the same job killWait more to end.
+void SystemdUnits::Impl::onDeadline(const std::shared_ptr<JobWait>& wait)
+{
+    if (wait->finished)
+        return;
+    if (wait->verb == "stop" && !wait->killed) {
+        wait->killed = true;
+        spdlog::warn("{} did not stop within {} s: sending SIGKILL to all its processes (KillUnit) and waiting up to "
+                     "{} s more for its stop job",
+                     wait->unit, wait->timeout.count() / 1000.0, killWait.count() / 1000.0);
+        killUnit(wait);
+        armDeadline(wait, killWait);
+        return;
+    }
+    if (wait->jobPath.empty())
+        --repliesPending;  // the reply will be dropped with the call
+    failJob(wait, wait->killed ? stopTimedOutAfterKill(wait->unit, wait->timeout, killWait)
+                               : jobTimedOut(wait->verb, wait->unit, wait->timeout));
+}
+
+void SystemdUnits::Impl::killUnit(const std::shared_ptr<JobWait>& wait)
+{
+    const std::string unit = wait->unit;
+    try {
+        auto pending = manager->callMethodAsync(compat::MethodName{"KillUnit"})
+                           .onInterface(compat::InterfaceName{managerInterface})
+                           .withArguments(unit, std::string("all"), std::int32_t{SIGKILL})
+                           .uponReplyInvoke([unit](compat::ReplyError error) {
+                               if (auto* e = compat::errorOf(error))
+                                   spdlog::error("KillUnit {} failed ({}: {}); still waiting for its stop job", unit,
+                                                 e->getName(), e->getMessage());
+                           });
+        (void)pending;
+        driver.kick();
+    } catch (const sdbus::Error& e) {
+        spdlog::error("cannot send KillUnit for {} ({}: {}); still waiting for its stop job", unit, e.getName(),
+                      e.getMessage());
+    }
 }
 
 void SystemdUnits::Impl::onJobQueued(const std::shared_ptr<JobWait>& wait, const std::string& jobPath)
@@ -422,8 +480,9 @@ Task<T> SystemdUnits::Impl::readProperty(std::shared_ptr<Impl> self, std::string
     co_return value.get<T>();
 }
 
-SystemdUnits::SystemdUnits(asio::io_context& io, sdbus::IConnection& connection, AsioBusDriver& driver)
-    : impl_(std::make_shared<Impl>(io, connection, driver))
+SystemdUnits::SystemdUnits(asio::io_context& io, sdbus::IConnection& connection, AsioBusDriver& driver,
+                           std::chrono::milliseconds killWait)
+    : impl_(std::make_shared<Impl>(io, connection, driver, killWait))
 {
     impl_->subscribe();
 }

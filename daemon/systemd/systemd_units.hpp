@@ -5,7 +5,9 @@
 // UnitJobFailed naming the unit, the result and what to look at:
 // `journalctl -u UNIT`). A deadline timer fails the wait with "timeout"; a
 // method error (NoSuchUnit, AccessDenied...) fails it with result "error" and
-// the D-Bus error's name and message.
+// the D-Bus error's name and message. A stop job still running at its
+// deadline is escalated first: KillUnit(unit, "all", SIGKILL), then up to
+// killWait more for that same job before the wait fails with "timeout".
 //
 // Runs on the io_context thread only. The proxy lives on the agent's one
 // connection, driven by `driver`; every call from a coroutine kicks it.
@@ -15,6 +17,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
 #include <memory>
 
 #include "core/unit_control.hpp"
@@ -24,9 +27,14 @@ namespace armdock {
 
 class SystemdUnits final : public UnitControl {
 public:
+    // How long a stop job may still take once its deadline passed and every
+    // process of the unit got SIGKILL.
+    static constexpr std::chrono::seconds defaultKillWait{15};
+
     // Installs the JobRemoved handler and sends Subscribe (asynchronously; an
     // error is logged). `connection` and `driver` must outlive this object.
-    SystemdUnits(boost::asio::io_context& io, sdbus::IConnection& connection, AsioBusDriver& driver);
+    SystemdUnits(boost::asio::io_context& io, sdbus::IConnection& connection, AsioBusDriver& driver,
+                 std::chrono::milliseconds killWait = defaultKillWait);
     SystemdUnits(const SystemdUnits&) = delete;
     SystemdUnits& operator=(const SystemdUnits&) = delete;
     ~SystemdUnits() override;

@@ -1,7 +1,8 @@
 // A stand-in for org.freedesktop.systemd1 on a private bus: the Manager's
 // Subscribe, LoadUnit, StopUnit/StartUnit/RestartUnit (each returns a job
-// path and then emits JobRemoved with the result the test chose), and unit
-// objects with ActiveState and MainPID. Uses sdbus-c++ 1.2's registration API.
+// path and then emits JobRemoved with the result the test chose), KillUnit
+// (recorded; it can end a unit's pending job), and unit objects with
+// ActiveState and MainPID. Uses sdbus-c++ 1.2's registration API.
 #pragma once
 
 #include <sdbus-c++/sdbus-c++.h>
@@ -23,6 +24,7 @@ public:
         std::string result = "done";      // the JobRemoved result
         bool removedBeforeReply = false;  // emit JobRemoved before the method reply
         bool neverRemoved = false;        // never emit JobRemoved
+        bool removedOnKill = false;       // with neverRemoved: KillUnit of the unit emits it
     };
 
     static constexpr const char* manager = "org.freedesktop.systemd1.Manager";
@@ -34,6 +36,16 @@ public:
         vtable.onInterface(manager).method("Subscribe", [this] { ++subscribes; });
         for (const char* method : {"StopUnit", "StartUnit", "RestartUnit"})
             registerJobMethod(vtable, method);
+        vtable.method("KillUnit", [this](const std::string& unit, const std::string& whom, std::int32_t signal) {
+            calls.push_back("KillUnit " + unit + " " + whom + " " + std::to_string(signal));
+            requireUnit(unit);
+            auto pending = pendingJobs_.find(unit);
+            if (pending == pendingJobs_.end())
+                return;
+            const PendingJob job = pending->second;
+            pendingJobs_.erase(pending);
+            emitJobRemoved(job.id, job.path, unit, job.result);
+        });
         vtable.method("LoadUnit", [this](const std::string& unit) {
             return sdbus::ObjectPath(pathOf(requireUnit(unit)));
         });
@@ -59,10 +71,16 @@ public:
     }
 
     std::map<std::string, Job> jobs;  // by unit; a unit not listed gets "done"
-    std::vector<std::string> calls;   // "StopUnit docker.service replace"
+    std::vector<std::string> calls;   // "StopUnit docker.service replace", "KillUnit docker.service all 9"
     int subscribes = 0;
 
 private:
+    struct PendingJob {
+        std::uint32_t id = 0;
+        sdbus::ObjectPath path;
+        std::string result;
+    };
+
     struct Unit {
         std::string activeState;
         std::uint32_t mainPid = 0;
@@ -103,6 +121,8 @@ private:
         result.returnResults(job);
         if (!behaviour.removedBeforeReply && !behaviour.neverRemoved)
             emitJobRemoved(id, job, unit, behaviour.result);
+        if (behaviour.neverRemoved && behaviour.removedOnKill)
+            pendingJobs_[unit] = PendingJob{id, job, behaviour.result};
     }
 
     void emitJobRemoved(std::uint32_t id, const sdbus::ObjectPath& job, const std::string& unit, const std::string& result)
@@ -113,6 +133,7 @@ private:
     sdbus::IConnection& connection_;
     std::unique_ptr<sdbus::IObject> object_;
     std::map<std::string, Unit> units_;
+    std::map<std::string, PendingJob> pendingJobs_;  // by unit: jobs that KillUnit ends
     std::uint32_t lastJob_ = 0;
 };
 

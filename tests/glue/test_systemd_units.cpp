@@ -1,12 +1,14 @@
 // SystemdUnits against a fake org.freedesktop.systemd1 on a private bus:
 // Subscribe, the job wait (JobRemoved after or before the method reply),
-// failed jobs, the deadline, method errors, and the unit properties. The
+// failed jobs, the deadline, a stop's escalation to KillUnit, method errors,
+// and the unit properties. The
 // fake and the agent's proxy are on two connections driven by one io_context.
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -115,15 +117,69 @@ TEST_F(SystemdUnitsTest, JobThatNeverEndsTimesOut)
 {
     systemd.jobs["docker.service"] = {.neverRemoved = true};
     const auto started = std::chrono::steady_clock::now();
-    const auto error = expectJobFailure(units.stopUnit("docker.service", 300ms));
+    const auto error = expectJobFailure(units.startUnit("docker.service", 300ms));
     const auto waited = std::chrono::steady_clock::now() - started;
     EXPECT_EQ(error.result(), "timeout");
     EXPECT_NE(std::string(error.what()).find("journalctl -u docker.service"), std::string::npos);
     EXPECT_GE(waited, 250ms);
     EXPECT_LT(waited, 3s);
+    // Only a stop is escalated to a kill.
+    const std::vector<std::string> expected = {"StartUnit docker.service replace"};
+    EXPECT_EQ(systemd.calls, expected);
     // And the next call still works.
     systemd.jobs.clear();
     runTask(io, units.startUnit("docker.service", 5s));
+}
+
+// A stop still running at its deadline (a process that ignores SIGTERM):
+// KillUnit with SIGKILL for every process of the unit, then the same job's
+// JobRemoved is still awaited.
+TEST_F(SystemdUnitsTest, StopPastItsDeadlineKillsTheUnitAndWaitsForTheSameJob)
+{
+    systemd.jobs["docker.service"] = {.result = "done", .neverRemoved = true, .removedOnKill = true};
+    const auto started = std::chrono::steady_clock::now();
+    try {
+        runTask(io, units.stopUnit("docker.service", 300ms), 5s);
+    } catch (const UnitJobFailed& e) {
+        ADD_FAILURE() << "the stop failed: " << e.what();
+    }
+    EXPECT_GE(std::chrono::steady_clock::now() - started, 250ms);
+    const std::vector<std::string> expected = {"StopUnit docker.service replace", "KillUnit docker.service all 9"};
+    EXPECT_EQ(systemd.calls, expected);
+}
+
+// A stop that does not end even after the kill fails, once the extra wait
+// passed too, with a message that says what was tried and where to look.
+TEST_F(SystemdUnitsTest, StopThatOutlivesTheKillFailsNamingWhatToCheck)
+{
+    SystemdUnits shortKill(io, *client, clientDriver, 300ms);
+    systemd.jobs["docker.service"] = {.neverRemoved = true};
+    const auto started = std::chrono::steady_clock::now();
+    const auto error = expectJobFailure(shortKill.stopUnit("docker.service", 300ms));
+    const auto waited = std::chrono::steady_clock::now() - started;
+    EXPECT_EQ(error.unit(), "docker.service");
+    EXPECT_EQ(error.result(), "timeout");
+    const std::string message = error.what();
+    EXPECT_NE(message.find("SIGKILL"), std::string::npos) << message;
+    EXPECT_NE(message.find("systemctl status docker.service"), std::string::npos) << message;
+    EXPECT_NE(message.find("journalctl -u docker.service"), std::string::npos) << message;
+    EXPECT_GE(waited, 550ms);
+    EXPECT_LT(waited, 3s);
+    EXPECT_EQ(std::count(systemd.calls.begin(), systemd.calls.end(), "KillUnit docker.service all 9"), 1);
+}
+
+// In a batch, only the unit whose stop hangs is killed.
+TEST_F(SystemdUnitsTest, StopUnitsKillsOnlyTheUnitThatHangs)
+{
+    systemd.jobs["docker.service"] = {.result = "done", .neverRemoved = true, .removedOnKill = true};
+    try {
+        runTask(io, units.stopUnits({"docker.socket", "docker.service"}, 300ms), 5s);
+    } catch (const UnitJobFailed& e) {
+        ADD_FAILURE() << "the stop failed: " << e.what();
+    }
+    const std::vector<std::string> expected = {"StopUnit docker.socket replace", "StopUnit docker.service replace",
+                                               "KillUnit docker.service all 9"};
+    EXPECT_EQ(systemd.calls, expected);
 }
 
 TEST_F(SystemdUnitsTest, MethodErrorCarriesTheDbusError)
