@@ -60,7 +60,7 @@ TEST_F(Engines, AreElfForThisMachineAndPrintTheirVersion)
     const auto machine = elfMachine("/usr/sbin/dockerd");
     ASSERT_NE(machine, 0);
     const std::string real = "Docker version 20.10.24+dfsg1, build 5d6db84\n";
-    for (const char* name : {"engine_exits", "engine_silent", "engine_wrong_version", "engine_dies_in_grace"}) {
+    for (const char* name : {"engine_exits", "engine_silent", "engine_wrong_version", "engine_dies_in_grace", "engine_hangs"}) {
         SCOPED_TRACE(name);
         EXPECT_EQ(elfMachine(engine(name)), machine);
         auto r = sb.run({engine(name).string(), "-v"});
