@@ -26,7 +26,9 @@ struct JournalBegin {
 };
 
 struct JournalStep {
-    std::string step;    // "backed-up", "backup-new", "stopping", "swap", "rolling-back", "committed"
+    // "backed-up", "backup-new", "stopping", "swap", "swapped" (every rename
+    // done), "rolling-back", "restored" (the backed-up set renamed back), "committed"
+    std::string step;
     std::string detail;  // backup id for "backed-up"/"backup-new", payload name for "swap"
 };
 
