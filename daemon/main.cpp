@@ -12,6 +12,7 @@
 
 #include <malloc.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -20,6 +21,7 @@
 #include "armdock_build_config.h"
 #include "core/agent.hpp"
 #include "core/config.hpp"
+#include "core/engine_guard.hpp"
 #include "core/errors.hpp"
 #include "core/logging.hpp"
 #include "dbus/agent_object.hpp"
@@ -36,14 +38,20 @@ constexpr int exitConfigError = 78;  // EX_CONFIG: systemd shows it, Restart=on-
 struct Options {
     std::string configFile = "/etc/armdock/agent.toml";
     bool checkOnly = false;
+    bool guardEngine = false;
+    armdock::EngineGuardOptions guard;
 };
 
 void printHelp()
 {
-    std::cout << "Usage: armdock-agent [--config FILE] [--check-config]\n"
+    std::cout << "Usage: armdock-agent [--config FILE] [--check-config | --guard-engine [--guard-timeout SEC]]\n"
                  "Upgrades and supervises the Docker engine through systemd (D-Bus io.armdock.Agent1).\n\n"
                  "  --config FILE    configuration (default /etc/armdock/agent.toml; a missing file means defaults)\n"
                  "  --check-config   parse the configuration, print the outcome and exit\n"
+                 "  --guard-engine   Docker's ExecStartPre: exit 0 when the engine files form a whole set; while an\n"
+                 "                   interrupted swap left them mixed, wait for the agent to restore them (exit 1\n"
+                 "                   after the timeout)\n"
+                 "  --guard-timeout SEC  how long --guard-engine waits (default 75)\n"
                  "  --version        print the version and exit\n"
                  "  --help           this text\n";
 }
@@ -63,6 +71,17 @@ int parseOptions(int argc, char** argv, Options& options)
         }
         if (arg == "--check-config") {
             options.checkOnly = true;
+        } else if (arg == "--guard-engine") {
+            options.guardEngine = true;
+        } else if (arg == "--guard-timeout" || arg.starts_with("--guard-timeout=")) {
+            std::string value = arg == "--guard-timeout" ? (i + 1 < argc ? argv[++i] : "") : arg.substr(16);
+            unsigned seconds = 0;
+            const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+            if (value.empty() || error != std::errc() || end != value.data() + value.size()) {
+                std::cerr << "armdock-agent: --guard-timeout wants a number of seconds, not '" << value << "'\n";
+                return 2;
+            }
+            options.guard.timeout = std::chrono::seconds(seconds);
         } else if (arg == "--config" && i + 1 < argc) {
             options.configFile = argv[++i];
         } else if (arg.starts_with("--config=")) {
@@ -99,6 +118,10 @@ int main(int argc, char** argv)
     Options options;
     if (int code = parseOptions(argc, argv, options); code >= 0)
         return code;
+    if (options.guardEngine) {
+        options.guard.configFile = options.configFile;
+        return runEngineGuard(options.guard, std::cerr);
+    }
 
     Config config;
     try {
