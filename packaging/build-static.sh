@@ -458,6 +458,9 @@ step_deb() {
   # systemd 219's unit, and the bus policy where dbus 1.8 (Ubuntu 15.04)
   # reads it: /usr/share/dbus-1/system.d is read from dbus 1.9.18 on.
   rm -f "$stage/usr/lib/systemd/system/armdock-agent.service"
+  # Docker's guard drop-in goes beside the unit (systemd 219 knows ExecStartPre= and drop-in folders).
+  mkdir -p "$stage/lib/systemd/system"
+  mv "$stage/usr/lib/systemd/system/docker.service.d" "$stage/lib/systemd/system/"
   rmdir -p "$stage/usr/lib/systemd/system" 2>/dev/null || true
   install -D -m 0644 "$static_dir/armdock-agent.service" "$stage/lib/systemd/system/armdock-agent.service"
   mkdir -p "$stage/etc/dbus-1/system.d"

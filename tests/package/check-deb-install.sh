@@ -13,6 +13,7 @@
 # XML, the group armdock of the policy, the conffile, the 0700 state folder,
 # man pages, completion), the
 # service is enabled, `armdock-agent --version` and `--check-config` work,
+# Docker's guard drop-in is installed and lets Docker start,
 # `systemd-analyze verify` passes on the installed unit, `dpkg -r` keeps the
 # state folder and the conffile, `dpkg -P` deletes both.
 # Needs root and the package's dependencies installed on this machine (the
@@ -115,6 +116,11 @@ else
   fail "armdock-agent --version says ${version%%-*} (it says: $(in_root "$binary" --version 2>&1))"
 fi
 check "armdock-agent --check-config --config $config" "$binary" --check-config --config "$config"
+guard=/lib/systemd/system/docker.service.d/armdock-guard.conf
+check "Docker's guard drop-in is at $guard" test -f "$guard"
+guard_exec=$(sed -n 's/^ExecStartPre=//p' "$root$guard")
+# shellcheck disable=SC2086 # the command line as systemd splits it (no quotes in it)
+check "the guard ($guard_exec) lets Docker start on a fresh install" $guard_exec
 check "systemd-analyze verify $unit" systemd-analyze verify "$unit"
 
 # remove keeps the backups and the journal; purge deletes them.
