@@ -30,6 +30,7 @@ summary=$(mktemp /tmp/armdock-bench-summary.XXXXXX)
 trap 'rm -f "$summary"' EXIT
 export ARMDOCK_BENCH_SUMMARY=$summary
 export ARMDOCK_AGENT_BINARY=$PWD/$build/daemon/armdock-agent
+export ARMDOCK_GUARD_DROPIN=$PWD/units/docker.service.d/armdock-guard.conf
 export ARMDOCK_ENGINES_DIR=$PWD/$build/tests/integration
 # The footprint benchmark also measures the x86-64 static agent when
 # packaging/build-static.sh has built one.

@@ -417,6 +417,7 @@ step_qemu_upgrade() {
   echo "--- the aarch64 agent under qemu, the x86-64 sandbox's systemd and dockerd behind the aarch64 launcher"
   t0=$(date +%s.%N)
   ARMDOCK_AGENT_BINARY=$wrapper ARMDOCK_ENGINES_DIR=$out/x86_64/tests/integration \
+    ARMDOCK_GUARD_DROPIN=$repo/units/docker.service.d/armdock-guard.conf \
     ARMDOCK_SANDBOX_ENGINE=$launcher ARMDOCK_SANDBOX_DOCKERINIT=$launcher \
     "$test" --gtest_filter="${ARMDOCK_PROOF_TEST:-AgentUpgradeTest.*:EachFailure/AgentRollbackTest.BadEngineIsRolledBackByteForByte/SmokeCommandFails}"
   echo "qemu upgrade tests took $(echo "$(date +%s.%N) - $t0" | bc) s"

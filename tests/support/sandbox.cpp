@@ -62,6 +62,12 @@ std::string tail(const std::string& text, size_t maxChars = 4000)
     return text.size() <= maxChars ? text : "..." + text.substr(text.size() - maxChars);
 }
 
+void replaceAll(std::string& text, const std::string& from, const std::string& to)
+{
+    for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+}
+
 std::string readFileOr(const fs::path& file, const std::string& fallback = {})
 {
     std::ifstream in(file, std::ios::binary);
@@ -558,6 +564,16 @@ void Sandbox::writeBaseUnits()
             "\n"
             "ExecReload=/bin/kill -s HUP $MAINPID\n"
             "StandardOutput=append:" + logs + "/docker.log\nStandardError=inherit\n" + options_.dockerServiceExtra);
+    // Docker's guard as shipped, run by this sandbox's agent binary with its agent.toml.
+    const fs::path agent = agentBinary();
+    const char* guard = std::getenv("ARMDOCK_GUARD_DROPIN");
+    if (!agent.empty() && fs::exists(agent) && guard && *guard) {
+        std::string text = readFile(guard);
+        replaceAll(text, "/usr/sbin/armdock-agent", agent.string());
+        replaceAll(text, "/etc/armdock/agent.toml", (dir_ / "agent.toml").string());
+        fs::create_directories(unitDir() / "docker.service.d");
+        writeUnit("docker.service.d/armdock-guard.conf", text);
+    }
 }
 
 void Sandbox::makeCgroups()
