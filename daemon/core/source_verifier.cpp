@@ -69,6 +69,20 @@ public:
         return source;
     }
 
+    // A descriptor the client opened: what open() checks after its open, and
+    // that the client could not write through it.
+    OpenedSource adopt(UniqueFd fd)
+    {
+        OpenedSource source{payload_, path_, std::move(fd), {}};
+        // sdbus-c++ hands over a dup() without FD_CLOEXEC: keep it out of the version probe's child.
+        if (::fcntl(source.fd.get(), F_SETFD, FD_CLOEXEC) != 0)
+            reject(std::string("cannot be used (fcntl: ") + std::strerror(errno) + ")");
+        checkStat(source);
+        checkReadOnly(source);
+        checkElf(source);
+        return source;
+    }
+
 private:
     std::string payload_;
     std::string path_;
@@ -178,6 +192,22 @@ private:
             reject("is empty; give the " + payload_ + " binary, the copy may have failed");
     }
 
+    // A writable descriptor would let its holder change the file after these
+    // checks without any write permission on it, which is what the owner and
+    // mode checks rule out; an O_PATH one cannot be read. armdockctl opens O_RDONLY.
+    void checkReadOnly(const OpenedSource& source) const
+    {
+        const int flags = ::fcntl(source.fd.get(), F_GETFL);
+        if (flags < 0)
+            reject(std::string("cannot be examined (fcntl: ") + std::strerror(errno) + ")");
+        if ((flags & O_PATH) != 0)
+            reject("was passed as an O_PATH descriptor, which cannot be read; open it with O_RDONLY");
+        if ((flags & O_ACCMODE) != O_RDONLY)
+            reject(std::string("was passed as a descriptor opened for ")
+                   + ((flags & O_ACCMODE) == O_WRONLY ? "writing only" : "reading and writing")
+                   + "; open it with O_RDONLY (a writable descriptor could change the file after it was checked)");
+    }
+
     std::string ownerName() const
     {
         return rules_.requiredOwner == 0 ? "root" : "uid " + std::to_string(rules_.requiredOwner);
@@ -205,6 +235,11 @@ private:
 OpenedSource openAndCheckSource(const std::string& payloadName, const std::string& path, const SourceRules& rules)
 {
     return SourceWalker(payloadName, path, rules).open();
+}
+
+OpenedSource checkOpenedSource(const std::string& payloadName, const std::string& label, UniqueFd fd, const SourceRules& rules)
+{
+    return SourceWalker(payloadName, label, rules).adopt(std::move(fd));
 }
 
 }  // namespace armdock

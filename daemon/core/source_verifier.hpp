@@ -1,7 +1,8 @@
 // Step 1 of a transaction (verifying): opens a source file once, safely, and
 // refuses anything that is not a root-owned, not group/world-writable,
 // non-empty regular ELF executable for this machine. The caller works only on
-// the returned descriptor afterwards (no TOCTOU).
+// the returned descriptor afterwards (no TOCTOU). A descriptor the client
+// opened (UpgradeFds) gets the same checks.
 #pragma once
 
 #include <sys/stat.h>
@@ -34,5 +35,12 @@ struct OpenedSource {
 // blocks), wrong owner, group- or world-writable, empty, not an ELF
 // executable for rules.elfMachine.
 OpenedSource openAndCheckSource(const std::string& payloadName, const std::string& path, const SourceRules& rules);
+
+// The same checks on a descriptor the client opened and passed over D-Bus
+// (UpgradeFds): `label` stands for the path in every message ("fd:docker", or
+// the path the client named). Takes the descriptor (the agent's own dup of it)
+// and marks it close-on-exec. Also PayloadRejected for a descriptor that was
+// not opened read-only (O_WRONLY, O_RDWR, O_PATH).
+OpenedSource checkOpenedSource(const std::string& payloadName, const std::string& label, UniqueFd fd, const SourceRules& rules);
 
 }  // namespace armdock

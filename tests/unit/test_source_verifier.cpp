@@ -230,5 +230,75 @@ TEST_F(SourceVerifierTest, ElfForAnotherMachine)
                                    + "; give the " + elfMachineName(hostElfMachine()) + " build of docker");
 }
 
+// ---- A descriptor the client opened (UpgradeFds): the same checks.
+
+class OpenedSourceTest : public SourceVerifierTest {
+protected:
+    // The AgentError's message for the descriptor, checking its kind.
+    std::string descriptorRejection(int fd, const std::string& label = "fd:docker")
+    {
+        try {
+            checkOpenedSource("docker", label, UniqueFd(fd), SourceRules{0, hostElfMachine()});
+        } catch (const AgentError& error) {
+            EXPECT_EQ(error.kind(), ErrorKind::PayloadRejected) << error.what();
+            return error.what();
+        }
+        ADD_FAILURE() << label << " was accepted";
+        return "";
+    }
+
+    static int openedAs(const std::string& path, int flags) { return ::open(path.c_str(), flags | O_NONBLOCK); }
+};
+
+TEST_F(OpenedSourceTest, AcceptsARootOwnedExecutableAndKeepsItFromChildren)
+{
+    std::string path = goodCopy();
+    const int fd = ::open(path.c_str(), O_RDONLY);  // no O_CLOEXEC, like the dup sdbus-c++ hands over
+    ASSERT_GE(fd, 0);
+    OpenedSource source = checkOpenedSource("docker", "/where/the/client/found/docker", UniqueFd(fd), SourceRules{0, hostElfMachine()});
+    EXPECT_EQ(source.payloadName, "docker");
+    EXPECT_EQ(source.path, "/where/the/client/found/docker");
+    EXPECT_EQ(source.fd.get(), fd);
+    EXPECT_TRUE(S_ISREG(source.st.st_mode));
+    EXPECT_EQ(static_cast<std::uintmax_t>(source.st.st_size), fs::file_size(path));
+    EXPECT_EQ(::fcntl(source.fd.get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+}
+
+TEST_F(OpenedSourceTest, TheChecksOfAPath)
+{
+    std::string path = goodCopy();
+    ::chmod(path.c_str(), 0775);
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_RDONLY)), "payload docker: fd:docker is group-writable (mode 0775); chmod go-w it");
+    ::chmod(path.c_str(), 0755);
+    ASSERT_EQ(::chown(path.c_str(), 65534, 65534), 0);
+    ::chmod(path.c_str(), 0755);
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_RDONLY), "/srv/docker"),
+              "payload docker: /srv/docker is owned by uid 65534, not root; chown root it "
+              "(only root may be able to change what the agent installs)");
+    std::string script = writeFile("script", "#!/bin/sh\n");
+    EXPECT_NE(descriptorRejection(openedAs(script, O_RDONLY)).find("fd:docker is not an executable for this machine: not an ELF file"),
+              std::string::npos);
+    std::string fifo = (dir_ / "fifo").string();
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_EQ(descriptorRejection(openedAs(fifo, O_RDONLY)),
+              "payload docker: fd:docker is a FIFO (named pipe), not a regular file; give the path of the docker binary");
+    EXPECT_EQ(descriptorRejection(openedAs(dir_.string(), O_RDONLY)),
+              "payload docker: fd:docker is a folder, not a regular file; give the path of the docker binary");
+    EXPECT_EQ(descriptorRejection(-1), "payload docker: fd:docker cannot be used (fcntl: Bad file descriptor)");
+}
+
+TEST_F(OpenedSourceTest, ADescriptorThatCouldWriteOrNotReadIsRefused)
+{
+    std::string path = goodCopy();
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_RDWR)),
+              "payload docker: fd:docker was passed as a descriptor opened for reading and writing; open it with O_RDONLY "
+              "(a writable descriptor could change the file after it was checked)");
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_WRONLY)),
+              "payload docker: fd:docker was passed as a descriptor opened for writing only; open it with O_RDONLY "
+              "(a writable descriptor could change the file after it was checked)");
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_PATH)),
+              "payload docker: fd:docker was passed as an O_PATH descriptor, which cannot be read; open it with O_RDONLY");
+}
+
 }  // namespace
 }  // namespace armdock
