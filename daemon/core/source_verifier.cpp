@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -93,6 +95,32 @@ private:
         throw AgentError(ErrorKind::PayloadRejected, "payload " + payload_ + ": " + path_ + " " + problem);
     }
 
+    // parts[index] is missing (ENOENT) or closed (EACCES): is it, or the folder
+    // it is in, one that the agent's unit hides?
+    const HiddenFolder* hiddenBySandbox(const std::vector<std::string>& parts, std::size_t index, int error) const
+    {
+        if (error != ENOENT && error != EACCES)
+            return nullptr;
+        for (const auto& hidden : rules_.hiddenFolders)
+            if (hidden.folder == prefix(parts, index) || hidden.folder == prefix(parts, index + 1))
+                return &hidden;
+        return nullptr;
+    }
+
+    // Not the caller's mistake in the path: the file is there, in a folder the
+    // agent's sandboxing replaced. Say so, and how to pass it anyway.
+    [[noreturn]] void hiddenFromAgent(const HiddenFolder& hidden) const
+    {
+        const std::string effect = hidden.directive.starts_with("PrivateTmp")
+                                       ? "which gives it a " + hidden.folder + " of its own"
+                                       : "which hides " + hidden.folder + " from it";
+        throw AgentError(ErrorKind::InvalidArgument,
+                         "payload " + payload_ + ": " + path_ + " cannot be seen by the agent: its unit runs with "
+                             + hidden.directive + ", " + effect + "; use `armdockctl upgrade`, which opens the file "
+                             "itself and passes it to the agent, or put the file in the drop-in folder or another "
+                             "folder the agent sees (not under /tmp, /var/tmp, /home, /root or /run/user)");
+    }
+
     std::vector<std::string> split() const
     {
         std::vector<std::string> parts;
@@ -132,6 +160,8 @@ private:
     [[noreturn]] void folderProblem(int parentFd, const std::vector<std::string>& parts, std::size_t index, int error) const
     {
         std::string folder = prefix(parts, index + 1);
+        if (const HiddenFolder* hidden = hiddenBySandbox(parts, index, error))
+            hiddenFromAgent(*hidden);
         if (error == ENOENT)
             reject("does not exist (there is no folder " + folder + "); check the path");
         if (error == ELOOP || error == ENOTDIR) {
@@ -149,8 +179,12 @@ private:
     {
         const std::string& name = parts.back();
         struct stat st {};
-        if (::fstatat(folder.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-            openProblem(errno);
+        if (::fstatat(folder.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            const int error = errno;
+            if (const HiddenFolder* hidden = hiddenBySandbox(parts, parts.size() - 1, error))
+                hiddenFromAgent(*hidden);
+            openProblem(error);
+        }
         if (S_ISLNK(st.st_mode))
             reject("is a symlink; give the path of the file itself (symlinks are refused)");
         if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISFIFO(st.st_mode))
@@ -230,7 +264,68 @@ private:
     }
 };
 
+// mountinfo writes a space, tab, newline or backslash in a path as \ooo.
+std::string unescapeMountField(const std::string& field)
+{
+    auto octal = [](char c) { return c >= '0' && c <= '7'; };
+    std::string out;
+    for (std::size_t i = 0; i < field.size(); ++i) {
+        if (field[i] == '\\' && i + 3 < field.size() && octal(field[i + 1]) && octal(field[i + 2]) && octal(field[i + 3])) {
+            out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0'));
+            i += 3;
+        } else {
+            out += field[i];
+        }
+    }
+    return out;
+}
+
 }  // namespace
+
+std::vector<HiddenFolder> hiddenFoldersIn(std::string_view mountinfo)
+{
+    // What systemd mounts there: PrivateTmp=yes binds /tmp/systemd-private-*-UNIT-*/tmp;
+    // ProtectHome=yes (InaccessiblePaths=) binds /run/systemd/inaccessible/dir.
+    struct Watched {
+        const char* folder;
+        const char* directive;
+        const char* rootMarker;
+    };
+    static constexpr Watched watched[] = {
+        {"/tmp", "PrivateTmp=yes", "/systemd-private-"},  {"/var/tmp", "PrivateTmp=yes", "/systemd-private-"},
+        {"/home", "ProtectHome=yes", "/inaccessible"},    {"/root", "ProtectHome=yes", "/inaccessible"},
+        {"/run/user", "ProtectHome=yes", "/inaccessible"},
+    };
+    std::map<std::string, bool> hidden;  // the last mount on a folder decides
+    std::istringstream lines{std::string(mountinfo)};
+    for (std::string line; std::getline(lines, line);) {
+        std::istringstream fields(line);
+        std::string id, parent, device, root, mountPoint;
+        if (!(fields >> id >> parent >> device >> root >> mountPoint))
+            continue;
+        root = unescapeMountField(root);
+        mountPoint = unescapeMountField(mountPoint);
+        for (const auto& w : watched)
+            if (mountPoint == w.folder)
+                hidden[w.folder] = root.find(w.rootMarker) != std::string::npos;
+    }
+    std::vector<HiddenFolder> out;
+    for (const auto& w : watched)
+        if (hidden[w.folder])
+            out.push_back({w.folder, w.directive});
+    return out;
+}
+
+const std::vector<HiddenFolder>& hiddenFoldersOfThisProcess()
+{
+    static const std::vector<HiddenFolder> folders = [] {
+        std::ifstream in("/proc/self/mountinfo");
+        std::ostringstream text;
+        text << in.rdbuf();
+        return hiddenFoldersIn(text.str());
+    }();
+    return folders;
+}
 
 OpenedSource openAndCheckSource(const std::string& payloadName, const std::string& path, const SourceRules& rules)
 {

@@ -230,6 +230,61 @@ TEST_F(SourceVerifierTest, ElfForAnotherMachine)
                                    + "; give the " + elfMachineName(hostElfMachine()) + " build of docker");
 }
 
+// ---- A path in a folder the agent's unit hides (PrivateTmp=, ProtectHome=).
+
+TEST_F(SourceVerifierTest, MissingInAFolderTheUnitHidesSaysWhyAndWhatToDo)
+{
+    SourceRules rules{0, hostElfMachine(), {{"/tmp", "PrivateTmp=yes"}, {"/root", "ProtectHome=yes"}}};
+    // dir_ is under /tmp (or TMPDIR); a sibling of it that does not exist.
+    const std::string inTmp = "/tmp/" + dir_.filename().string() + "-gone/docker";
+    EXPECT_EQ(rejection(inTmp, ErrorKind::InvalidArgument, rules),
+              "payload docker: " + inTmp + " cannot be seen by the agent: its unit runs with PrivateTmp=yes, which "
+              "gives it a /tmp of its own; use `armdockctl upgrade`, which opens the file itself and passes it to the "
+              "agent, or put the file in the drop-in folder or another folder the agent sees (not under /tmp, "
+              "/var/tmp, /home, /root or /run/user)");
+    const std::string fileInTmp = "/tmp/" + dir_.filename().string() + "-gone";
+    EXPECT_NE(rejection(fileInTmp, ErrorKind::InvalidArgument, rules).find("PrivateTmp=yes"), std::string::npos);
+    const std::string inRoot = "/root/" + dir_.filename().string() + "-gone/docker";
+    EXPECT_NE(rejection(inRoot, ErrorKind::InvalidArgument, rules).find(inRoot + " cannot be seen by the agent: its unit "
+                                                                         "runs with ProtectHome=yes, which hides /root from it; use `armdockctl upgrade`"),
+              std::string::npos);
+}
+
+TEST_F(SourceVerifierTest, MissingDeeperOrWithNoHiddenFolderIsJustMissing)
+{
+    // A folder the agent does see holds no such file: the caller's mistake.
+    SourceRules rules{0, hostElfMachine(), {{dir_.parent_path().string(), "PrivateTmp=yes"}}};
+    const std::string deeper = (dir_ / "nofolder" / "docker").string();
+    EXPECT_EQ(rejection(deeper, ErrorKind::PayloadRejected, rules),
+              "payload docker: " + deeper + " does not exist (there is no folder " + (dir_ / "nofolder").string() + "); check the path");
+    const std::string missing = "/tmp/" + dir_.filename().string() + "-gone/docker";
+    EXPECT_NE(rejection(missing, ErrorKind::PayloadRejected, SourceRules{0, hostElfMachine(), {}}).find("does not exist"), std::string::npos);
+}
+
+TEST(HiddenFolders, FromTheMountTableOfAUnitWithPrivateTmpAndProtectHome)
+{
+    // Lines as a unit with PrivateTmp=yes and ProtectHome=yes sees them (systemd 252; /tmp on the root fs).
+    const std::string mountinfo =
+        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+        "40 27 0:30 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n"
+        "700 40 0:30 /systemd-private-1f2e-armdock-agent.service-Ab12Cd/tmp /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n"
+        "701 27 254:0 /tmp/systemd-private-1f2e-armdock-agent.service-Xy34Zw/tmp /var/tmp rw,relatime - ext4 /dev/vda rw\n"
+        "702 27 0:25 /systemd/inaccessible/dir /root ro,nosuid,nodev,noexec - tmpfs tmpfs rw,mode=755\n"
+        "703 27 0:25 /systemd/inaccessible/dir /run/user ro,nosuid,nodev,noexec - tmpfs tmpfs rw,mode=755\n"
+        "704 27 254:0 /srv/with\\040space /home rw - ext4 /dev/vda rw\n";
+    const auto hidden = hiddenFoldersIn(mountinfo);
+    ASSERT_EQ(hidden.size(), 4u);
+    EXPECT_EQ(hidden[0].folder, "/tmp");
+    EXPECT_EQ(hidden[0].directive, "PrivateTmp=yes");
+    EXPECT_EQ(hidden[1].folder, "/var/tmp");
+    EXPECT_EQ(hidden[2].folder, "/root");
+    EXPECT_EQ(hidden[2].directive, "ProtectHome=yes");
+    EXPECT_EQ(hidden[3].folder, "/run/user");
+    // A host without such a unit: /tmp is a plain tmpfs, nothing hidden.
+    EXPECT_TRUE(hiddenFoldersIn("27 1 254:0 / / rw - ext4 /dev/vda rw\n40 27 0:30 / /tmp rw - tmpfs tmpfs rw\n").empty());
+    EXPECT_TRUE(hiddenFoldersIn("").empty());
+}
+
 // ---- A descriptor the client opened (UpgradeFds): the same checks.
 
 class OpenedSourceTest : public SourceVerifierTest {
