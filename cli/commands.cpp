@@ -7,8 +7,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -51,6 +56,34 @@ std::pair<std::string, std::string> splitPair(const std::string& text, const cha
 std::string absoluteFromHere(const std::string& path)
 {
     return fs::absolute(fs::path(path)).lexically_normal().string();
+}
+
+// Opens a source for UpgradeFds: armdockctl reads the file, so the agent
+// needs no path of its own to it (its unit's PrivateTmp= and ProtectHome=
+// hide /tmp and /home from it). A device is never opened (opening one can
+// have side effects); a FIFO does not block (O_NONBLOCK). The agent checks
+// owner, mode and ELF on the descriptor.
+sdbus::UnixFd openSource(const std::string& name, const std::string& path)
+{
+    auto refuse = [&](const std::string& problem) {
+        return CliError(exitRejected, "payload " + name + ": " + path + " " + problem);
+    };
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+        throw refuse(std::string("is a ") + (S_ISCHR(st.st_mode) ? "character" : "block") +
+                     " device, not a regular file; give the path of the " + name + " binary");
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd >= 0)
+        return sdbus::UnixFd(fd, sdbus::adopt_fd);
+    const int error = errno;
+    if (error == ENOENT)
+        throw refuse("does not exist; check the path");
+    if (error == ELOOP)
+        throw refuse("is a symlink; give the path of the file itself (symlinks are refused)");
+    if (error == EACCES)
+        throw refuse("cannot be opened (" + std::string(std::strerror(error)) +
+                     "); armdockctl reads the file itself and passes it to the agent: run it as a user who may read the file");
+    throw refuse("cannot be opened (" + std::string(std::strerror(error)) + ")");
 }
 
 std::string utcTime(std::uint64_t usec)
@@ -255,7 +288,24 @@ int runUpgrade(const GlobalOptions& global, const UpgradeOptions& options)
 
     AgentLink link(global.bus);  // subscribed to Finished and PropertiesChanged before the call
     link.call([](AgentProxy& a) { a.primeLive(); });
-    const std::string tx = link.call([&](AgentProxy& a) { return a.Upgrade(files, dbusOptions); });
+    // Opened once the agent answered: an agent that is not running is told first.
+    std::map<std::string, sdbus::UnixFd> descriptors;
+    std::map<std::string, sdbus::Variant> fdOptions = dbusOptions;
+    for (const auto& [name, path] : files) {
+        descriptors.emplace(name, openSource(name, path));
+        fdOptions["source." + name] = sdbus::Variant(path);  // the agent's messages name the path, not fd:NAME
+    }
+    const std::string tx = link.call([&](AgentProxy& a) {
+        try {
+            return a.UpgradeFds(descriptors, fdOptions);
+        } catch (const sdbus::Error& e) {
+            const std::string name = e.getName();
+            if (name != "org.freedesktop.DBus.Error.UnknownMethod")
+                throw;
+        }
+        // An agent older than UpgradeFds opens the paths itself.
+        return a.Upgrade(files, dbusOptions);
+    });
     return startedTransaction(link, options.dryRun ? "dry-run upgrade" : "upgrade", tx, options.wait);
 }
 

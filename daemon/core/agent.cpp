@@ -321,11 +321,14 @@ struct Agent::Impl {
 
     SourceRules rules() const { return SourceRules{0, hostElfMachine()}; }
 
-    std::string startUpgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options)
+    // `descriptors`: UpgradeFds's open sources; `files` then holds their labels.
+    std::string startUpgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options,
+                             std::map<std::string, UniqueFd>* descriptors = nullptr)
     {
         ensureIdle();
         ensureSetWhole();
-        UpgradeRequest request = parseUpgradeRequest(files, options, config);
+        UpgradeRequest request =
+            parseUpgradeRequest(files, options, config, descriptors ? SourceForm::Descriptors : SourceForm::Paths);
         TransactionPlan plan;
         plan.id = newTransactionId();
         plan.kind = "upgrade";
@@ -334,7 +337,8 @@ struct Agent::Impl {
         for (const auto& [name, path] : request.files) {
             PlannedPayload p;
             p.spec = config.findPayload(name);
-            p.source = openAndCheckSource(name, path, rules());
+            p.source = descriptors ? checkOpenedSource(name, path, std::move(descriptors->at(name)), rules())
+                                   : openAndCheckSource(name, path, rules());
             auto digest = request.sha256.find(name);
             if (digest != request.sha256.end())
                 p.expectedSha256 = digest->second;
@@ -342,6 +346,15 @@ struct Agent::Impl {
         }
         launch(std::move(plan));
         return status.transaction;
+    }
+
+    // UpgradeFds: each source is labelled fd:NAME in messages unless source.NAME says which path it is.
+    std::string startUpgradeFds(std::map<std::string, UniqueFd> descriptors, const std::map<std::string, OptionValue>& options)
+    {
+        std::map<std::string, std::string> labels;
+        for (const auto& [name, fd] : descriptors)
+            labels[name] = "fd:" + name;
+        return startUpgrade(labels, options, &descriptors);
     }
 
     // Why Rollback() would not pick this set; "" when it would.
@@ -606,6 +619,11 @@ Task<void> Agent::warmUp()
 std::string Agent::upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options)
 {
     return impl_->startUpgrade(files, options);
+}
+
+std::string Agent::upgradeFds(std::map<std::string, UniqueFd> files, const std::map<std::string, OptionValue>& options)
+{
+    return impl_->startUpgradeFds(std::move(files), options);
 }
 
 std::string Agent::rollback() { return impl_->startRollback(); }

@@ -16,6 +16,7 @@
 #include "engine_api.hpp"
 #include "unit_control.hpp"
 #include "transaction.hpp"
+#include "unique_fd.hpp"
 #include "upgrade_request.hpp"
 
 namespace armdock {
@@ -44,6 +45,9 @@ public:
     // Failed) before anything changed; otherwise returns the transaction id
     // and the rest runs on the loop.
     std::string upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options);
+    // The same with sources the client opened (UpgradeFds): payload name ->
+    // descriptor, each verified as a path's file would be.
+    std::string upgradeFds(std::map<std::string, UniqueFd> files, const std::map<std::string, OptionValue>& options);
     std::string rollback();
     // Installs backup set `id` through the same path as rollback(); the set
     // that is installed is started again and checked. NoBackup when there is

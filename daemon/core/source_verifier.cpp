@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -69,6 +71,20 @@ public:
         return source;
     }
 
+    // A descriptor the client opened: what open() checks after its open, and
+    // that the client could not write through it.
+    OpenedSource adopt(UniqueFd fd)
+    {
+        OpenedSource source{payload_, path_, std::move(fd), {}};
+        // sdbus-c++ hands over a dup() without FD_CLOEXEC: keep it out of the version probe's child.
+        if (::fcntl(source.fd.get(), F_SETFD, FD_CLOEXEC) != 0)
+            reject(std::string("cannot be used (fcntl: ") + std::strerror(errno) + ")");
+        checkStat(source);
+        checkReadOnly(source);
+        checkElf(source);
+        return source;
+    }
+
 private:
     std::string payload_;
     std::string path_;
@@ -77,6 +93,32 @@ private:
     [[noreturn]] void reject(const std::string& problem) const
     {
         throw AgentError(ErrorKind::PayloadRejected, "payload " + payload_ + ": " + path_ + " " + problem);
+    }
+
+    // parts[index] is missing (ENOENT) or closed (EACCES): is it, or the folder
+    // it is in, one that the agent's unit hides?
+    const HiddenFolder* hiddenBySandbox(const std::vector<std::string>& parts, std::size_t index, int error) const
+    {
+        if (error != ENOENT && error != EACCES)
+            return nullptr;
+        for (const auto& hidden : rules_.hiddenFolders)
+            if (hidden.folder == prefix(parts, index) || hidden.folder == prefix(parts, index + 1))
+                return &hidden;
+        return nullptr;
+    }
+
+    // Not the caller's mistake in the path: the file is there, in a folder the
+    // agent's sandboxing replaced. Say so, and how to pass it anyway.
+    [[noreturn]] void hiddenFromAgent(const HiddenFolder& hidden) const
+    {
+        const std::string effect = hidden.directive.starts_with("PrivateTmp")
+                                       ? "which gives it a " + hidden.folder + " of its own"
+                                       : "which hides " + hidden.folder + " from it";
+        throw AgentError(ErrorKind::InvalidArgument,
+                         "payload " + payload_ + ": " + path_ + " cannot be seen by the agent: its unit runs with "
+                             + hidden.directive + ", " + effect + "; use `armdockctl upgrade`, which opens the file "
+                             "itself and passes it to the agent, or put the file in the drop-in folder or another "
+                             "folder the agent sees (not under /tmp, /var/tmp, /home, /root or /run/user)");
     }
 
     std::vector<std::string> split() const
@@ -118,6 +160,8 @@ private:
     [[noreturn]] void folderProblem(int parentFd, const std::vector<std::string>& parts, std::size_t index, int error) const
     {
         std::string folder = prefix(parts, index + 1);
+        if (const HiddenFolder* hidden = hiddenBySandbox(parts, index, error))
+            hiddenFromAgent(*hidden);
         if (error == ENOENT)
             reject("does not exist (there is no folder " + folder + "); check the path");
         if (error == ELOOP || error == ENOTDIR) {
@@ -135,8 +179,12 @@ private:
     {
         const std::string& name = parts.back();
         struct stat st {};
-        if (::fstatat(folder.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-            openProblem(errno);
+        if (::fstatat(folder.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            const int error = errno;
+            if (const HiddenFolder* hidden = hiddenBySandbox(parts, parts.size() - 1, error))
+                hiddenFromAgent(*hidden);
+            openProblem(error);
+        }
         if (S_ISLNK(st.st_mode))
             reject("is a symlink; give the path of the file itself (symlinks are refused)");
         if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISFIFO(st.st_mode))
@@ -178,6 +226,22 @@ private:
             reject("is empty; give the " + payload_ + " binary, the copy may have failed");
     }
 
+    // A writable descriptor would let its holder change the file after these
+    // checks without any write permission on it, which is what the owner and
+    // mode checks rule out; an O_PATH one cannot be read. armdockctl opens O_RDONLY.
+    void checkReadOnly(const OpenedSource& source) const
+    {
+        const int flags = ::fcntl(source.fd.get(), F_GETFL);
+        if (flags < 0)
+            reject(std::string("cannot be examined (fcntl: ") + std::strerror(errno) + ")");
+        if ((flags & O_PATH) != 0)
+            reject("was passed as an O_PATH descriptor, which cannot be read; open it with O_RDONLY");
+        if ((flags & O_ACCMODE) != O_RDONLY)
+            reject(std::string("was passed as a descriptor opened for ")
+                   + ((flags & O_ACCMODE) == O_WRONLY ? "writing only" : "reading and writing")
+                   + "; open it with O_RDONLY (a writable descriptor could change the file after it was checked)");
+    }
+
     std::string ownerName() const
     {
         return rules_.requiredOwner == 0 ? "root" : "uid " + std::to_string(rules_.requiredOwner);
@@ -200,11 +264,77 @@ private:
     }
 };
 
+// mountinfo writes a space, tab, newline or backslash in a path as \ooo.
+std::string unescapeMountField(const std::string& field)
+{
+    auto octal = [](char c) { return c >= '0' && c <= '7'; };
+    std::string out;
+    for (std::size_t i = 0; i < field.size(); ++i) {
+        if (field[i] == '\\' && i + 3 < field.size() && octal(field[i + 1]) && octal(field[i + 2]) && octal(field[i + 3])) {
+            out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0'));
+            i += 3;
+        } else {
+            out += field[i];
+        }
+    }
+    return out;
+}
+
 }  // namespace
+
+std::vector<HiddenFolder> hiddenFoldersIn(std::string_view mountinfo)
+{
+    // What systemd mounts there: PrivateTmp=yes binds /tmp/systemd-private-*-UNIT-*/tmp;
+    // ProtectHome=yes (InaccessiblePaths=) binds /run/systemd/inaccessible/dir.
+    struct Watched {
+        const char* folder;
+        const char* directive;
+        const char* rootMarker;
+    };
+    static constexpr Watched watched[] = {
+        {"/tmp", "PrivateTmp=yes", "/systemd-private-"},  {"/var/tmp", "PrivateTmp=yes", "/systemd-private-"},
+        {"/home", "ProtectHome=yes", "/inaccessible"},    {"/root", "ProtectHome=yes", "/inaccessible"},
+        {"/run/user", "ProtectHome=yes", "/inaccessible"},
+    };
+    std::map<std::string, bool> hidden;  // the last mount on a folder decides
+    std::istringstream lines{std::string(mountinfo)};
+    for (std::string line; std::getline(lines, line);) {
+        std::istringstream fields(line);
+        std::string id, parent, device, root, mountPoint;
+        if (!(fields >> id >> parent >> device >> root >> mountPoint))
+            continue;
+        root = unescapeMountField(root);
+        mountPoint = unescapeMountField(mountPoint);
+        for (const auto& w : watched)
+            if (mountPoint == w.folder)
+                hidden[w.folder] = root.find(w.rootMarker) != std::string::npos;
+    }
+    std::vector<HiddenFolder> out;
+    for (const auto& w : watched)
+        if (hidden[w.folder])
+            out.push_back({w.folder, w.directive});
+    return out;
+}
+
+const std::vector<HiddenFolder>& hiddenFoldersOfThisProcess()
+{
+    static const std::vector<HiddenFolder> folders = [] {
+        std::ifstream in("/proc/self/mountinfo");
+        std::ostringstream text;
+        text << in.rdbuf();
+        return hiddenFoldersIn(text.str());
+    }();
+    return folders;
+}
 
 OpenedSource openAndCheckSource(const std::string& payloadName, const std::string& path, const SourceRules& rules)
 {
     return SourceWalker(payloadName, path, rules).open();
+}
+
+OpenedSource checkOpenedSource(const std::string& payloadName, const std::string& label, UniqueFd fd, const SourceRules& rules)
+{
+    return SourceWalker(payloadName, label, rules).adopt(std::move(fd));
 }
 
 }  // namespace armdock

@@ -11,6 +11,8 @@ namespace armdock {
 namespace {
 
 constexpr std::string_view shaPrefix = "sha256.";
+constexpr std::string_view sourcePrefix = "source.";
+constexpr std::size_t maxLabelSize = 4096;  // PATH_MAX
 
 [[noreturn]] void invalid(const std::string& message)
 {
@@ -45,14 +47,15 @@ std::string payloadNames(const Config& config)
     return names;
 }
 
-void checkFiles(const std::map<std::string, std::string>& files, const Config& config)
+void checkFiles(const std::map<std::string, std::string>& files, const Config& config, SourceForm form)
 {
     if (files.empty())
-        invalid("no files given; map at least one payload (" + payloadNames(config) + ") to a source path");
+        invalid(form == SourceForm::Paths ? "no files given; map at least one payload (" + payloadNames(config) + ") to a source path"
+                                          : "no files given; map at least one payload (" + payloadNames(config) + ") to a descriptor");
     for (const auto& [name, path] : files) {
         if (!config.findPayload(name))
             invalid("unknown payload \"" + name + "\"; the configured payloads are " + payloadNames(config));
-        if (path.empty() || path.front() != '/')
+        if (form == SourceForm::Paths && (path.empty() || path.front() != '/'))
             invalid("payload " + name + ": source path \"" + path + "\" is not absolute; give the full path starting with /");
     }
 }
@@ -75,12 +78,26 @@ void readDigest(const std::string& key, const OptionValue& value, const std::map
     request.sha256[name] = lowerCase(digest);
 }
 
+// source.<name>: what the client calls the file it passed; shown in messages
+// and logs, so one printable line.
+void readSourceLabel(const std::string& key, const OptionValue& value, UpgradeRequest& request)
+{
+    std::string name = key.substr(sourcePrefix.size());
+    const std::string& label = expect<std::string>(key, value, "a string", "s");
+    if (!request.files.contains(name))
+        invalid("option " + key + " is for payload \"" + name + "\", which is not among the files given");
+    bool printable = std::none_of(label.begin(), label.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+    if (label.empty() || label.size() > maxLabelSize || !printable)
+        invalid("option " + key + " must be the path the descriptor was opened from (1 to 4096 printable characters)");
+    request.files[name] = label;
+}
+
 }  // namespace
 
 UpgradeRequest parseUpgradeRequest(const std::map<std::string, std::string>& files,
-                                   const std::map<std::string, OptionValue>& options, const Config& config)
+                                   const std::map<std::string, OptionValue>& options, const Config& config, SourceForm form)
 {
-    checkFiles(files, config);
+    checkFiles(files, config, form);
     UpgradeRequest request;
     request.files = files;
     for (const auto& [key, value] : options) {
@@ -93,6 +110,12 @@ UpgradeRequest parseUpgradeRequest(const std::map<std::string, std::string>& fil
             request.healthTimeoutSec = seconds;
         } else if (key.starts_with(shaPrefix)) {
             readDigest(key, value, files, request);
+        } else if (key.starts_with(sourcePrefix) && form == SourceForm::Descriptors) {
+            readSourceLabel(key, value, request);
+        } else if (key.starts_with(sourcePrefix)) {
+            invalid("option " + key + " names the file behind a descriptor and belongs to UpgradeFds; Upgrade takes the path in files");
+        } else if (form == SourceForm::Descriptors) {
+            invalid("unknown option \"" + key + "\"; known options are sha256.<payload>, source.<payload>, dry_run and health_timeout_sec");
         } else {
             invalid("unknown option \"" + key + "\"; known options are sha256.<payload>, dry_run and health_timeout_sec");
         }

@@ -110,6 +110,17 @@ void AgentObject::Upgrade(sdbus::Result<std::string>&& result, std::map<std::str
     serve(result, "Upgrade", [&] { result.returnResults(agent_.upgrade(files, toOptionValues(options))); });
 }
 
+void AgentObject::UpgradeFds(sdbus::Result<std::string>&& result, std::map<std::string, sdbus::UnixFd> files,
+                             std::map<std::string, sdbus::Variant> options)
+{
+    serve(result, "UpgradeFds", [&] {
+        std::map<std::string, UniqueFd> descriptors;
+        for (auto& [name, fd] : files)
+            descriptors.emplace(name, UniqueFd(fd.release()));
+        result.returnResults(agent_.upgradeFds(std::move(descriptors), toOptionValues(options)));
+    });
+}
+
 void AgentObject::Rollback(sdbus::Result<std::string>&& result)
 {
     serve(result, "Rollback", [&] { result.returnResults(agent_.rollback()); });

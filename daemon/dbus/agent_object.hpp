@@ -49,6 +49,8 @@ public:
 private:
     void Upgrade(sdbus::Result<std::string>&& result, std::map<std::string, std::string> files,
                  std::map<std::string, sdbus::Variant> options) override;
+    void UpgradeFds(sdbus::Result<std::string>&& result, std::map<std::string, sdbus::UnixFd> files,
+                    std::map<std::string, sdbus::Variant> options) override;
     void Rollback(sdbus::Result<std::string>&& result) override;
     void RollbackTo(sdbus::Result<std::string>&& result, std::string backup) override;
     void Cancel(sdbus::Result<>&& result) override;

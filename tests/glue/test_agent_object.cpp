@@ -76,8 +76,23 @@ protected:
     std::string callUpgrade(const std::map<std::string, std::string>& files,
                             const std::map<std::string, sdbus::Variant>& options)
     {
+        return callUpgradeMethod("Upgrade", files, options);
+    }
+
+    // The same for UpgradeFds (payload name -> descriptor, sent as a dup).
+    std::string callUpgradeFds(const std::map<std::string, int>& fds, const std::map<std::string, sdbus::Variant>& options)
+    {
+        std::map<std::string, sdbus::UnixFd> files;
+        for (const auto& [name, fd] : fds)
+            files.emplace(name, sdbus::UnixFd(fd));
+        return callUpgradeMethod("UpgradeFds", files, options);
+    }
+
+    template <typename Files>
+    std::string callUpgradeMethod(const std::string& method, const Files& files, const std::map<std::string, sdbus::Variant>& options)
+    {
         std::optional<std::string> answer;
-        auto pending = proxy->callMethodAsync("Upgrade")
+        auto pending = proxy->callMethodAsync(compat::MethodName{method})
                            .onInterface(agentInterface)
                            .withArguments(files, options)
                            .uponReplyInvoke([&](compat::ReplyError error, const std::string& transaction) {
@@ -194,6 +209,40 @@ TEST_F(AgentObjectTest, UpgradeReportsThroughPropertiesChangedAndFinished)
     EXPECT_EQ(states.back(), "idle");
     EXPECT_EQ(property("CurrentVersion").get<std::string>(), "2.0.0");
     EXPECT_EQ(property("Transaction").get<std::string>(), transaction);
+}
+
+TEST_F(AgentObjectTest, UpgradeFdsUpgradesFromTheDescriptorAlone)
+{
+    startObject();
+    std::optional<std::string> finishedResult;
+    proxy->uponSignal("Finished").onInterface(agentInterface).call(
+        [&](const std::string&, const std::string& result, const std::string&) { finishedResult = result; });
+    compat::finishProxyRegistration(*proxy);
+
+    const auto engine = newEngine("fd-engine", "2.0.0");
+    const std::string sha = sha256OfFile(engine);
+    const int fd = ::open(engine.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    fs::remove(engine);  // no path leads to the file any more: only the descriptor
+    const std::string transaction = callUpgradeFds({{"docker", fd}}, {{"source.docker", sdbus::Variant(engine.string())}});
+    ::close(fd);
+    ASSERT_EQ(transaction.find("io.armdock"), std::string::npos) << transaction;
+    ASSERT_TRUE(test::runUntil(io, [&] { return finishedResult.has_value(); }, 20s));
+    EXPECT_EQ(*finishedResult, "success") << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), sha);
+    EXPECT_EQ(property("CurrentVersion").get<std::string>(), "2.0.0");
+}
+
+TEST_F(AgentObjectTest, UpgradeFdsRefusalsAreNamedErrorsThatNameTheSource)
+{
+    startObject();
+    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const std::string answer = callUpgradeFds({{"docker", fd}}, {{"source.docker", sdbus::Variant(std::string("/srv/new/docker"))}});
+    EXPECT_EQ(answer.rfind("io.armdock.Agent1.Error.PayloadRejected: payload docker: /srv/new/docker is a character device", 0), 0u)
+        << answer;
+    EXPECT_EQ(callUpgradeFds({{"nosuchpayload", fd}}, {}).rfind("io.armdock.Agent1.Error.InvalidArgument: ", 0), 0u);
+    ::close(fd);
 }
 
 TEST_F(AgentObjectTest, CallerOutsideAllowedGroupsIsDenied)

@@ -13,7 +13,7 @@
 //    The agent runs on that bus alone. systemd's manager is not on it (the
 //    agent's Subscribe fails and is logged), so this test calls no method
 //    that would stop or start a unit: Upgrade asks for a file that does not
-//    exist, Rollback has no backup.
+//    exist, UpgradeFds passes /dev/null, Rollback has no backup.
 #include <grp.h>
 
 #include "agent_sandbox_fixture.hpp"
@@ -24,7 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::vector<std::string> methods = {"Upgrade", "Rollback", "Cancel", "ListBackups", "Reload"};
+const std::vector<std::string> methods = {"Upgrade", "UpgradeFds", "Rollback", "Cancel", "ListBackups", "Reload"};
 
 constexpr const char* agentDenied = "error io.armdock.Agent1.Error.AccessDenied:";
 constexpr const char* busDenied = "error org.freedesktop.DBus.Error.AccessDenied:";
@@ -41,7 +41,7 @@ gid_t unusedGid(gid_t from, gid_t besides = 0)
 // runs, no backup exists and the drop-in folder is empty.
 std::string reachedAgent(const std::string& method)
 {
-    if (method == "Upgrade")
+    if (method == "Upgrade" || method == "UpgradeFds")  // a missing file; /dev/null
         return "error io.armdock.Agent1.Error.PayloadRejected:";
     if (method == "Rollback")
         return "error io.armdock.Agent1.Error.NoBackup:";

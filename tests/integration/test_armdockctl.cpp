@@ -24,6 +24,7 @@
 
 #include "agent_client.hpp"
 #include "core/sha_digest.hpp"
+#include "dbus/sdbus_compat.hpp"
 #include "sandbox.hpp"
 
 namespace armdock::test {
@@ -669,6 +670,38 @@ TEST_F(ArmdockctlTest, OtherUsersReadButMayNotCall)
     EXPECT_EQ(up.err.find("org.freedesktop"), std::string::npos) << up;
     EXPECT_EQ(run({"cancel"}).code, 6);
     EXPECT_EQ(run({"reload"}).code, 6);
+}
+
+TEST_F(ArmdockctlTest, AnAgentWithoutUpgradeFdsGetsThePaths)
+{
+    sandbox_->stopUnits({"armdock-agent.service"});
+    {
+        // A stand-in for an agent older than UpgradeFds: State and Progress
+        // for armdockctl's progress view, and an Upgrade that tells what it got.
+        auto connection = sdbus::createSessionBusConnectionWithAddress(sandbox_->busAddress());
+        auto object = compat::makeObject(*connection, "/io/armdock/Agent1");
+        compat::ObjectVTable vtable(*object);
+        vtable.onInterface("io.armdock.Agent1")
+            .method("Upgrade",
+                    [](const std::map<std::string, std::string>& files, const std::map<std::string, sdbus::Variant>& options) -> std::string {
+                        throw compat::makeError("io.armdock.Agent1.Error.PayloadRejected",
+                                                "older agent got docker=" + files.at("docker") + " and " +
+                                                    std::to_string(options.size()) + " option(s)");
+                    })
+            .property("State", [] { return std::string("idle"); })
+            .property("Progress", [] { return sdbus::Struct<std::uint32_t, std::string>(0u, std::string()); });
+        vtable.finish();
+        connection->requestName(compat::ServiceName{"io.armdock.Agent1"});
+        connection->enterEventLoopAsync();
+        const fs::path engine = goodEngine("older-agent");
+        const auto r = ctl({"upgrade", "--docker", engine.string()});
+        connection->leaveEventLoop();
+        EXPECT_EQ(r.code, 4) << r;
+        // The path itself, and none of UpgradeFds's source.* options.
+        EXPECT_NE(r.err.find("older agent got docker=" + engine.string() + " and 0 option(s)"), std::string::npos) << r;
+    }
+    sandbox_->startUnits({"armdock-agent.service"});
+    ASSERT_TRUE(AgentClient::waitForAgent(sandbox_->busAddress()));
 }
 
 TEST_F(ArmdockctlTest, AgentNotRunningSaysHowToStartIt)

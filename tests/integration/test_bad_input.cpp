@@ -3,10 +3,13 @@
 // changes — no payload file (by hash), no Docker restart (same MainPID), no
 // leftover in the state folder or beside the payloads. One sandbox and one
 // agent serve every case (they change nothing, which is the point); each case
-// gets a fresh sub-folder for its files.
+// gets a fresh sub-folder for its files. UpgradeFds's descriptors get the
+// same checks as Upgrade's paths.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -289,6 +292,67 @@ const BadSourceCase badSources[] = {
 
 INSTANTIATE_TEST_SUITE_P(EachBadSource, BadSourceTest, ::testing::ValuesIn(badSources),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// ---- UpgradeFds: a descriptor the caller opened gets the same checks.
+
+struct BadDescriptorCase {
+    const char* name;
+    // Makes the bad source in the case's fresh folder and opens it as a client would.
+    std::function<int(const fs::path& dir, const fs::path& goodElf)> open;
+    const char* error;  // D-Bus error after the prefix
+    const char* words;  // what the message must say besides the file's label
+};
+
+std::ostream& operator<<(std::ostream& out, const BadDescriptorCase& c) { return out << c.name; }
+
+int openReadOnly(const fs::path& file) { return ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); }
+
+class BadDescriptorTest : public BadInputTest, public ::testing::WithParamInterface<BadDescriptorCase> {};
+
+TEST_P(BadDescriptorTest, IsRefusedAndNothingChanges)
+{
+    const auto& c = GetParam();
+    const int fd = c.open(caseDir, goodFile());
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    // The messages name the path the caller gives in source.docker, else fd:docker.
+    const std::string label = (caseDir / "as-the-caller-calls-it").string();
+    expectError([&] { client->upgradeFds({{"docker", fd}}, {{"source.docker", sdbus::Variant(label)}}); }, c.error,
+                {"payload docker: " + label, c.words});
+    expectError([&] { client->upgradeFds({{"docker", fd}}); }, c.error, {"payload docker: fd:docker", c.words});
+    ::close(fd);
+}
+
+const BadDescriptorCase badDescriptors[] = {
+    {"GroupWritable", [](const fs::path& d, const fs::path& good) { return openReadOnly(copyOf(good, d / "docker", 0775)); },
+     "PayloadRejected", "group-writable"},
+    {"NotElf",
+     [](const fs::path& d, const fs::path&) {
+         writeFile(d / "docker", "#!/bin/sh\nexec /usr/sbin/dockerd \"$@\"\n", 0755);
+         ::chmod((d / "docker").c_str(), 0755);
+         return openReadOnly(d / "docker");
+     },
+     "PayloadRejected", "not an ELF file"},
+    {"Fifo",
+     [](const fs::path& d, const fs::path&) {
+         if (::mkfifo((d / "fifo").c_str(), 0644) != 0)
+             throw std::runtime_error("mkfifo");
+         return openReadOnly(d / "fifo");  // O_NONBLOCK: no writer needed
+     },
+     "PayloadRejected", "FIFO"},
+    {"OpenedForWriting",
+     [](const fs::path& d, const fs::path& good) { return ::open(copyOf(good, d / "docker", 0755).c_str(), O_RDWR | O_CLOEXEC); },
+     "PayloadRejected", "reading and writing"},
+};
+
+INSTANTIATE_TEST_SUITE_P(EachBadDescriptor, BadDescriptorTest, ::testing::ValuesIn(badDescriptors),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(BadInputTest, SourceLabelBelongsToUpgradeFds)
+{
+    const std::string file = goodFile().string();
+    expectUpgradeError({{"dockerinit", file}}, {{"source.dockerinit", sdbus::Variant(file)}}, "InvalidArgument",
+                       {"source.dockerinit", "UpgradeFds"});
+}
 
 // ---- Requests the agent must refuse before looking at any file.
 

@@ -23,6 +23,16 @@ std::string AgentClient::upgrade(const std::map<std::string, std::string>& files
     return tx;
 }
 
+std::string AgentClient::upgradeFds(const std::map<std::string, int>& files, const std::map<std::string, sdbus::Variant>& options)
+{
+    std::map<std::string, sdbus::UnixFd> descriptors;
+    for (const auto& [name, fd] : files)
+        descriptors.emplace(name, sdbus::UnixFd(fd));  // a dup, sent and closed with the message
+    std::string tx;
+    proxy_->callMethod("UpgradeFds").onInterface(interfaceName).withArguments(descriptors, options).storeResultsTo(tx);
+    return tx;
+}
+
 std::string AgentClient::rollback()
 {
     std::string tx;

@@ -20,6 +20,8 @@ public:
     explicit AgentClient(const std::string& busAddress);
 
     std::string upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, sdbus::Variant>& options = {});
+    // UpgradeFds with these open descriptors (payload name -> fd; the caller keeps its own).
+    std::string upgradeFds(const std::map<std::string, int>& files, const std::map<std::string, sdbus::Variant>& options = {});
     std::string rollback();
     std::string rollbackTo(const std::string& backup);
     struct BackupSetRow {

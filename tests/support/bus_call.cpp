@@ -4,8 +4,8 @@
 // bus's refusal (org.freedesktop.DBus.Error.AccessDenied) from the agent's
 // (io.armdock.Agent1.Error.AccessDenied).
 //
-//   WHAT: Upgrade | Rollback | Cancel | ListBackups | Reload   the methods
-//         (Upgrade asks for a file that does not exist)
+//   WHAT: Upgrade | UpgradeFds | Rollback | Cancel | ListBackups | Reload   the methods
+//         (Upgrade asks for a file that does not exist, UpgradeFds passes /dev/null)
 //         Get:NAME | GetAll | Introspect | Ping                 the open interfaces
 //         Own                                                   request the agent's bus name
 //
@@ -13,7 +13,10 @@
 // exits 2 on a usage error or when the bus cannot be reached.
 #include <sdbus-c++/sdbus-c++.h>
 
+#include <fcntl.h>
+
 #include <cstdio>
+#include <stdexcept>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,6 +38,17 @@ std::string call(sdbus::IConnection& connection, sdbus::IProxy& proxy, const std
         std::map<std::string, sdbus::Variant> options;
         std::string tx;
         proxy.callMethod("Upgrade").onInterface(agentInterface).withArguments(files, options).storeResultsTo(tx);
+        return tx;
+    }
+    if (what == "UpgradeFds") {
+        const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            throw std::runtime_error("cannot open /dev/null");
+        std::map<std::string, sdbus::UnixFd> files;
+        files.emplace("docker", sdbus::UnixFd(fd, sdbus::adopt_fd));
+        std::map<std::string, sdbus::Variant> options;
+        std::string tx;
+        proxy.callMethod("UpgradeFds").onInterface(agentInterface).withArguments(files, options).storeResultsTo(tx);
         return tx;
     }
     if (what == "Rollback") {

@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -349,6 +350,36 @@ std::filesystem::path agentBinary()
     return v ? fs::path(v) : fs::path();
 }
 
+std::filesystem::path shippedAgentUnit()
+{
+    const char* v = std::getenv("ARMDOCK_AGENT_UNIT");
+    return v ? fs::path(v) : fs::path();
+}
+
+std::string serviceSandboxingLines(const std::filesystem::path& unitFile)
+{
+    std::istringstream in(readFile(unitFile));
+    std::string section, out;
+    bool taking = false;
+    for (std::string line; std::getline(in, line);) {
+        const auto first = line.find_first_not_of(" \t");
+        if (first == std::string::npos || line[first] == '#' || line[first] == ';')
+            continue;
+        if (line[first] == '[') {
+            section = line.substr(first, line.find(']', first) + 1 - first);
+            continue;
+        }
+        if (section != "[Service]")
+            continue;
+        taking = taking || line.compare(first, 16, "NoNewPrivileges=") == 0;
+        if (taking)
+            out += line + "\n";
+    }
+    if (out.empty())
+        throw std::runtime_error(unitFile.string() + " has no NoNewPrivileges= line in [Service]: no sandboxing to copy");
+    return out;
+}
+
 std::string readFile(const std::filesystem::path& file)
 {
     std::ifstream in(file, std::ios::binary);
@@ -494,9 +525,19 @@ std::filesystem::path Sandbox::sourceOf(const std::string& option, const char* v
 
 void Sandbox::makeTree()
 {
-    char tmpl[] = "/tmp/armdock-sandbox.XXXXXX";
-    if (!::mkdtemp(tmpl))
-        throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+    baseDir_ = options_.baseDir.empty() ? fs::path("/tmp") : options_.baseDir;
+    std::string tmpl;
+    // A base folder of ours may vanish between the two steps (the last sandbox in it ended): retry.
+    for (int attempt = 1;; ++attempt) {
+        std::error_code ec;
+        if (!fs::exists(baseDir_, ec) && fs::create_directories(baseDir_, ec))
+            ::chmod(baseDir_.c_str(), 0711);
+        tmpl = (baseDir_ / "armdock-sandbox.XXXXXX").string();
+        if (::mkdtemp(tmpl.data()))
+            break;
+        if (errno != ENOENT || attempt == 3)
+            throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
+    }
     dir_ = tmpl;
     cgroupName_ = "armdock-sandbox-" + dir_.filename().string().substr(std::string("armdock-sandbox.").size());
     // Folders on the way to the bus socket: traversable by other uids.
@@ -507,6 +548,7 @@ void Sandbox::makeTree()
         fs::create_directories(dir_ / sub);
     }
     ::chmod(runtimeDir().c_str(), 0711);
+    makeInaccessibleNodes();
     installExecutable(sourceOf(options_.engineSource, "ARMDOCK_SANDBOX_ENGINE", realDockerd), payloadPath("docker"));
     installExecutable(sourceOf(options_.dockerinitSource, "ARMDOCK_SANDBOX_DOCKERINIT", smallElf), payloadPath("dockerinit"));
 
@@ -525,6 +567,35 @@ void Sandbox::makeTree()
         "    <allow eavesdrop=\"true\"/>\n"
         "  </policy>\n"
         "</busconfig>\n");
+}
+
+void Sandbox::makeInaccessibleNodes() const
+{
+    // systemd makes the same at boot: chr and blk are device 0:0, the socket
+    // is a bound and closed AF_UNIX one. A failure only breaks units that need them.
+    const fs::path dir = dir_ / "empty/inaccessible";
+    fs::create_directories(dir / "dir");
+    auto made = [&](const char* name, int rc) {
+        if (rc != 0)
+            std::cerr << "armdock sandbox: cannot make " << (dir / name) << ": " << std::strerror(errno) << "\n";
+        ::chmod((dir / name).c_str(), 0000);
+    };
+    made("dir", 0);
+    const int reg = ::open((dir / "reg").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0000);
+    made("reg", reg < 0 ? -1 : ::close(reg));
+    made("fifo", ::mkfifo((dir / "fifo").c_str(), 0000));
+    made("chr", ::mknod((dir / "chr").c_str(), S_IFCHR | 0000, makedev(0, 0)));
+    made("blk", ::mknod((dir / "blk").c_str(), S_IFBLK | 0000, makedev(0, 0)));
+    const int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string sockPath = (dir / "sock").string();
+    std::strncpy(address.sun_path, sockPath.c_str(), sizeof address.sun_path - 1);
+    made("sock", sock < 0 || sockPath.size() >= sizeof address.sun_path
+                     ? -1
+                     : ::bind(sock, reinterpret_cast<sockaddr*>(&address), sizeof address));
+    if (sock >= 0)
+        ::close(sock);
 }
 
 void Sandbox::writeBaseUnits()
@@ -895,6 +966,21 @@ void Sandbox::agentUnit(const std::filesystem::path& binary, const std::filesyst
     daemonReload();
 }
 
+void Sandbox::agentUnitSandboxedAs(const std::filesystem::path& shippedUnit, const std::filesystem::path& binary,
+    const std::filesystem::path& config, const std::map<std::string, std::string>& extraEnvironment,
+    const std::string& extraServiceLines) const
+{
+    for (const char* hidden : {"/tmp/", "/var/tmp/", "/home/", "/root/", "/run/user/"}) {
+        if (dir_.string().starts_with(hidden))
+            throw std::logic_error("armdock sandbox " + dir_.string() + " is under " + hidden +
+                ", which PrivateTmp=/ProtectHome= hide from the unit; make the sandbox with SandboxOptions::baseDir");
+    }
+    const std::string sandboxing = serviceSandboxingLines(shippedUnit);
+    const fs::path copy = dir_ / "bin" / binary.filename();
+    installExecutable(binary, copy);
+    agentUnit(copy, config, extraEnvironment, sandboxing + extraServiceLines);
+}
+
 bool Sandbox::waitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
     std::chrono::milliseconds every)
 {
@@ -1038,6 +1124,8 @@ void Sandbox::shutdown()
     fs::remove_all(dir_, ec);
     if (ec)
         std::cerr << "armdock sandbox: cannot remove " << dir_ << ": " << ec.message() << "\n";
+    if (!options_.baseDir.empty())
+        ::rmdir(baseDir_.c_str());  // only once empty: another sandbox may still be in it
 }
 
 }  // namespace armdock::test

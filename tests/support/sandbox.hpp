@@ -1,6 +1,7 @@
 // A throw-away world for integration tests: a private D-Bus bus, a real
 // systemd user manager in a private mount namespace and (optionally) a real
-// dockerd with a containerd of its own, all in a fresh folder under /tmp.
+// dockerd with a containerd of its own, all in a fresh folder under /tmp (or
+// under SandboxOptions::baseDir).
 // See tests/support/README.md. Everything it starts it stops again by PID in
 // the destructor, also when the test failed.
 #pragma once
@@ -40,6 +41,13 @@ struct SandboxOptions {
     // $ARMDOCK_SANDBOX_DOCKERINIT, else /bin/true. It is never run, but a
     // rollback checks that it is an executable for the agent's machine.
     std::string dockerinitSource;
+    // The folder in which the sandbox's own folder is made
+    // (BASE/armdock-sandbox.XXXXXX); created when missing and removed again
+    // when the last sandbox in it is gone. Empty: /tmp. A unit with
+    // PrivateTmp=yes or ProtectHome=yes (the shipped agent unit) cannot see a
+    // sandbox under /tmp, /var/tmp, /home, /root or /run/user: give such a
+    // test e.g. /var/lib/armdock-test.
+    std::filesystem::path baseDir;
 };
 
 struct CommandResult {
@@ -143,6 +151,14 @@ public:
         const std::map<std::string, std::string>& extraEnvironment = {},
         const std::string& extraServiceLines = "") const;
     std::filesystem::path agentLog() const { return dir_ / "logs/armdock-agent.log"; }
+    // agentUnit() under the sandboxing of a shipped unit file: its
+    // serviceSandboxingLines(), as written, then extraServiceLines. The
+    // binary runs from a copy in DIR/bin, since PrivateTmp= and ProtectHome=
+    // hide a build folder under /tmp or /home (203/EXEC). Throws when dir()
+    // lies in a folder they hide (make the sandbox with SandboxOptions::baseDir).
+    void agentUnitSandboxedAs(const std::filesystem::path& shippedUnit, const std::filesystem::path& binary,
+        const std::filesystem::path& config, const std::map<std::string, std::string>& extraEnvironment = {},
+        const std::string& extraServiceLines = "") const;
 
     // Polls cond every few milliseconds until true or the deadline passes.
     static bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
@@ -160,6 +176,10 @@ public:
 
 private:
     void makeTree();
+    // DIR/empty/inaccessible/{dir,reg,fifo,sock,chr,blk}, mode 0000: what
+    // InaccessiblePaths= (and so ProtectHome=yes) mounts from
+    // /run/systemd/inaccessible/; without them such a unit fails with 226/NAMESPACE.
+    void makeInaccessibleNodes() const;
     // SandboxOptions::engineSource / dockerinitSource, or their variables, or the defaults.
     static std::filesystem::path sourceOf(const std::string& option, const char* variable, const char* fallback);
     void writeBaseUnits();
@@ -169,6 +189,7 @@ private:
     [[noreturn]] void fail(const std::string& what) const;
 
     SandboxOptions options_;
+    std::filesystem::path baseDir_;  // where dir_ was made
     std::filesystem::path dir_;
     std::vector<std::filesystem::path> cgroups_;  // our cgroup in each hierarchy that tracks processes
     std::string cgroupName_;
@@ -182,6 +203,14 @@ private:
 // meson test sets (ARMDOCK_ENGINES_DIR, ARMDOCK_AGENT_BINARY); empty when unset.
 std::filesystem::path enginesDir();
 std::filesystem::path agentBinary();
+// The source tree's units/armdock-agent.service (ARMDOCK_AGENT_UNIT, set by meson test); empty when unset.
+std::filesystem::path shippedAgentUnit();
+
+// The [Service] lines of a unit file from its first NoNewPrivileges= to the
+// end of the section, as written (comments and blank lines dropped): the
+// shipped agent unit's sandboxing (PrivateTmp=, ProtectHome=, ...). Throws
+// when the file cannot be read or has no such line.
+std::string serviceSandboxingLines(const std::filesystem::path& unitFile);
 
 // Reads a whole file; throws when it cannot.
 std::string readFile(const std::filesystem::path& file);

@@ -230,5 +230,130 @@ TEST_F(SourceVerifierTest, ElfForAnotherMachine)
                                    + "; give the " + elfMachineName(hostElfMachine()) + " build of docker");
 }
 
+// ---- A path in a folder the agent's unit hides (PrivateTmp=, ProtectHome=).
+
+TEST_F(SourceVerifierTest, MissingInAFolderTheUnitHidesSaysWhyAndWhatToDo)
+{
+    SourceRules rules{0, hostElfMachine(), {{"/tmp", "PrivateTmp=yes"}, {"/root", "ProtectHome=yes"}}};
+    // dir_ is under /tmp (or TMPDIR); a sibling of it that does not exist.
+    const std::string inTmp = "/tmp/" + dir_.filename().string() + "-gone/docker";
+    EXPECT_EQ(rejection(inTmp, ErrorKind::InvalidArgument, rules),
+              "payload docker: " + inTmp + " cannot be seen by the agent: its unit runs with PrivateTmp=yes, which "
+              "gives it a /tmp of its own; use `armdockctl upgrade`, which opens the file itself and passes it to the "
+              "agent, or put the file in the drop-in folder or another folder the agent sees (not under /tmp, "
+              "/var/tmp, /home, /root or /run/user)");
+    const std::string fileInTmp = "/tmp/" + dir_.filename().string() + "-gone";
+    EXPECT_NE(rejection(fileInTmp, ErrorKind::InvalidArgument, rules).find("PrivateTmp=yes"), std::string::npos);
+    const std::string inRoot = "/root/" + dir_.filename().string() + "-gone/docker";
+    EXPECT_NE(rejection(inRoot, ErrorKind::InvalidArgument, rules).find(inRoot + " cannot be seen by the agent: its unit "
+                                                                         "runs with ProtectHome=yes, which hides /root from it; use `armdockctl upgrade`"),
+              std::string::npos);
+}
+
+TEST_F(SourceVerifierTest, MissingDeeperOrWithNoHiddenFolderIsJustMissing)
+{
+    // A folder the agent does see holds no such file: the caller's mistake.
+    SourceRules rules{0, hostElfMachine(), {{dir_.parent_path().string(), "PrivateTmp=yes"}}};
+    const std::string deeper = (dir_ / "nofolder" / "docker").string();
+    EXPECT_EQ(rejection(deeper, ErrorKind::PayloadRejected, rules),
+              "payload docker: " + deeper + " does not exist (there is no folder " + (dir_ / "nofolder").string() + "); check the path");
+    const std::string missing = "/tmp/" + dir_.filename().string() + "-gone/docker";
+    EXPECT_NE(rejection(missing, ErrorKind::PayloadRejected, SourceRules{0, hostElfMachine(), {}}).find("does not exist"), std::string::npos);
+}
+
+TEST(HiddenFolders, FromTheMountTableOfAUnitWithPrivateTmpAndProtectHome)
+{
+    // Lines as a unit with PrivateTmp=yes and ProtectHome=yes sees them (systemd 252; /tmp on the root fs).
+    const std::string mountinfo =
+        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+        "40 27 0:30 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n"
+        "700 40 0:30 /systemd-private-1f2e-armdock-agent.service-Ab12Cd/tmp /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n"
+        "701 27 254:0 /tmp/systemd-private-1f2e-armdock-agent.service-Xy34Zw/tmp /var/tmp rw,relatime - ext4 /dev/vda rw\n"
+        "702 27 0:25 /systemd/inaccessible/dir /root ro,nosuid,nodev,noexec - tmpfs tmpfs rw,mode=755\n"
+        "703 27 0:25 /systemd/inaccessible/dir /run/user ro,nosuid,nodev,noexec - tmpfs tmpfs rw,mode=755\n"
+        "704 27 254:0 /srv/with\\040space /home rw - ext4 /dev/vda rw\n";
+    const auto hidden = hiddenFoldersIn(mountinfo);
+    ASSERT_EQ(hidden.size(), 4u);
+    EXPECT_EQ(hidden[0].folder, "/tmp");
+    EXPECT_EQ(hidden[0].directive, "PrivateTmp=yes");
+    EXPECT_EQ(hidden[1].folder, "/var/tmp");
+    EXPECT_EQ(hidden[2].folder, "/root");
+    EXPECT_EQ(hidden[2].directive, "ProtectHome=yes");
+    EXPECT_EQ(hidden[3].folder, "/run/user");
+    // A host without such a unit: /tmp is a plain tmpfs, nothing hidden.
+    EXPECT_TRUE(hiddenFoldersIn("27 1 254:0 / / rw - ext4 /dev/vda rw\n40 27 0:30 / /tmp rw - tmpfs tmpfs rw\n").empty());
+    EXPECT_TRUE(hiddenFoldersIn("").empty());
+}
+
+// ---- A descriptor the client opened (UpgradeFds): the same checks.
+
+class OpenedSourceTest : public SourceVerifierTest {
+protected:
+    // The AgentError's message for the descriptor, checking its kind.
+    std::string descriptorRejection(int fd, const std::string& label = "fd:docker")
+    {
+        try {
+            checkOpenedSource("docker", label, UniqueFd(fd), SourceRules{0, hostElfMachine()});
+        } catch (const AgentError& error) {
+            EXPECT_EQ(error.kind(), ErrorKind::PayloadRejected) << error.what();
+            return error.what();
+        }
+        ADD_FAILURE() << label << " was accepted";
+        return "";
+    }
+
+    static int openedAs(const std::string& path, int flags) { return ::open(path.c_str(), flags | O_NONBLOCK); }
+};
+
+TEST_F(OpenedSourceTest, AcceptsARootOwnedExecutableAndKeepsItFromChildren)
+{
+    std::string path = goodCopy();
+    const int fd = ::open(path.c_str(), O_RDONLY);  // no O_CLOEXEC, like the dup sdbus-c++ hands over
+    ASSERT_GE(fd, 0);
+    OpenedSource source = checkOpenedSource("docker", "/where/the/client/found/docker", UniqueFd(fd), SourceRules{0, hostElfMachine()});
+    EXPECT_EQ(source.payloadName, "docker");
+    EXPECT_EQ(source.path, "/where/the/client/found/docker");
+    EXPECT_EQ(source.fd.get(), fd);
+    EXPECT_TRUE(S_ISREG(source.st.st_mode));
+    EXPECT_EQ(static_cast<std::uintmax_t>(source.st.st_size), fs::file_size(path));
+    EXPECT_EQ(::fcntl(source.fd.get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+}
+
+TEST_F(OpenedSourceTest, TheChecksOfAPath)
+{
+    std::string path = goodCopy();
+    ::chmod(path.c_str(), 0775);
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_RDONLY)), "payload docker: fd:docker is group-writable (mode 0775); chmod go-w it");
+    ::chmod(path.c_str(), 0755);
+    ASSERT_EQ(::chown(path.c_str(), 65534, 65534), 0);
+    ::chmod(path.c_str(), 0755);
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_RDONLY), "/srv/docker"),
+              "payload docker: /srv/docker is owned by uid 65534, not root; chown root it "
+              "(only root may be able to change what the agent installs)");
+    std::string script = writeFile("script", "#!/bin/sh\n");
+    EXPECT_NE(descriptorRejection(openedAs(script, O_RDONLY)).find("fd:docker is not an executable for this machine: not an ELF file"),
+              std::string::npos);
+    std::string fifo = (dir_ / "fifo").string();
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_EQ(descriptorRejection(openedAs(fifo, O_RDONLY)),
+              "payload docker: fd:docker is a FIFO (named pipe), not a regular file; give the path of the docker binary");
+    EXPECT_EQ(descriptorRejection(openedAs(dir_.string(), O_RDONLY)),
+              "payload docker: fd:docker is a folder, not a regular file; give the path of the docker binary");
+    EXPECT_EQ(descriptorRejection(-1), "payload docker: fd:docker cannot be used (fcntl: Bad file descriptor)");
+}
+
+TEST_F(OpenedSourceTest, ADescriptorThatCouldWriteOrNotReadIsRefused)
+{
+    std::string path = goodCopy();
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_RDWR)),
+              "payload docker: fd:docker was passed as a descriptor opened for reading and writing; open it with O_RDONLY "
+              "(a writable descriptor could change the file after it was checked)");
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_WRONLY)),
+              "payload docker: fd:docker was passed as a descriptor opened for writing only; open it with O_RDONLY "
+              "(a writable descriptor could change the file after it was checked)");
+    EXPECT_EQ(descriptorRejection(openedAs(path, O_PATH)),
+              "payload docker: fd:docker was passed as an O_PATH descriptor, which cannot be read; open it with O_RDONLY");
+}
+
 }  // namespace
 }  // namespace armdock

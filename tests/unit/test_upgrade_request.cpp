@@ -77,6 +77,45 @@ TEST(UpgradeRequest, OptionErrors)
               "option sha256.docker must be 64 hex digits (a SHA-256), got \"sha256:" + digest.substr(7) + "\"");
 }
 
+std::string descriptorFailure(const std::map<std::string, std::string>& labels, const std::map<std::string, OptionValue>& options)
+{
+    try {
+        parseUpgradeRequest(labels, options, defaultConfig(), SourceForm::Descriptors);
+    } catch (const AgentError& error) {
+        EXPECT_EQ(error.kind(), ErrorKind::InvalidArgument) << error.what();
+        return error.what();
+    }
+    ADD_FAILURE() << "no error";
+    return "";
+}
+
+TEST(UpgradeRequest, DescriptorsAreLabelledAndSourceOptionsNameThem)
+{
+    UpgradeRequest request = parseUpgradeRequest({{"docker", "fd:docker"}, {"dockerinit", "fd:dockerinit"}},
+                                                 {{"source.docker", std::string("/tmp/new/docker")}, {"sha256.docker", digest}},
+                                                 defaultConfig(), SourceForm::Descriptors);
+    EXPECT_EQ(request.files.at("docker"), "/tmp/new/docker");
+    EXPECT_EQ(request.files.at("dockerinit"), "fd:dockerinit");
+    EXPECT_EQ(request.sha256.at("docker"), digest);
+
+    EXPECT_EQ(descriptorFailure({}, {}), "no files given; map at least one payload (docker, dockerinit) to a descriptor");
+    EXPECT_EQ(descriptorFailure({{"docker", "fd:docker"}}, {{"source.dockerinit", std::string("/x")}}),
+              "option source.dockerinit is for payload \"dockerinit\", which is not among the files given");
+    EXPECT_EQ(descriptorFailure({{"docker", "fd:docker"}}, {{"source.docker", true}}),
+              "option source.docker must be a string (s), got a value of type b");
+    for (const std::string& bad : {std::string(), std::string("/tmp/a\nb"), std::string(4097, 'x')})
+        EXPECT_EQ(descriptorFailure({{"docker", "fd:docker"}}, {{"source.docker", bad}}),
+                  "option source.docker must be the path the descriptor was opened from (1 to 4096 printable characters)");
+    EXPECT_EQ(descriptorFailure({{"docker", "fd:docker"}}, {{"force", true}}),
+              "unknown option \"force\"; known options are sha256.<payload>, source.<payload>, dry_run and health_timeout_sec");
+}
+
+TEST(UpgradeRequest, SourceOptionsBelongToDescriptors)
+{
+    EXPECT_EQ(failure({{"docker", "/srv/docker"}}, {{"source.docker", std::string("/srv/docker")}}),
+              "option source.docker names the file behind a descriptor and belongs to UpgradeFds; Upgrade takes the path in files");
+}
+
 TEST(UpgradeRequest, PayloadsComeFromTheConfig)
 {
     Config config = parseConfig("[[payload]]\nname = \"dockerd\"\npath = \"/usr/sbin/dockerd\"\nengine = true\n", "t.toml");
