@@ -263,7 +263,8 @@ private:
         checkKnownKeys(table, "docker",
                        {"service", "socket_unit", "socket", "stop_timeout_sec", "start_timeout_sec",
                         "health_timeout_sec", "grace_sec", "smoke_command", "dockerinit_pairing",
-                        "monitor_interval_sec", "monitor_failures", "max_restarts_per_hour", "expect_containers_back"});
+                        "monitor_interval_sec", "monitor_failures", "max_restarts_per_hour", "expect_containers_back",
+                        "check_main_exe"});
         readUnits(table, docker);
         readAbsolutePath(table, "socket", "docker", docker.socket);
         readUnsigned(table, "stop_timeout_sec", "docker", 1, oneDaySec, docker.stopTimeoutSec);
@@ -276,6 +277,7 @@ private:
         readUnsigned(table, "monitor_failures", "docker", 1, 1000, docker.monitorFailures);
         readUnsigned(table, "max_restarts_per_hour", "docker", 0, 1000, docker.maxRestartsPerHour);
         readBool(table, "expect_containers_back", "docker", docker.expectContainersBack);
+        readBool(table, "check_main_exe", "docker", docker.checkMainExe);
     }
 
     // systemd's D-Bus API wants full unit names, so the suffix is checked here

@@ -57,6 +57,10 @@ struct DockerSection {
     unsigned monitorFailures = 3;
     unsigned maxRestartsPerHour = 3;
     bool expectContainersBack = true;
+    // The check proves the service's main process runs the installed engine
+    // file (/proc/PID/exe). false only for a target that is a launcher
+    // executing another program.
+    bool checkMainExe = true;
 
     bool operator==(const DockerSection&) const = default;
 };

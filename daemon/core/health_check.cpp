@@ -14,12 +14,15 @@
 #include <cerrno>
 #include <cstring>
 #include <set>
+#include <system_error>
 #include <utility>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -197,6 +200,43 @@ Task<void> checkInitSha1(EngineApi& engine, const HealthExpectations& expect, Cl
                                                 "; docker and dockerinit come from different builds — install "
                                                 "the pair from one release");
     }
+}
+
+std::string describeIdentity(const ExecutableIdentity& id)
+{
+    return "device " + std::to_string(id.device) + ", inode " + std::to_string(id.inode);
+}
+
+// A rebuild with the same version passes the version check on the old
+// process too; only the kernel knows which file the main process runs.
+Task<void> checkMainExe(UnitControl& units, const HealthExpectations& expect)
+{
+    const auto& unit = expect.serviceUnit;
+    const auto& want = *expect.expectedExe;
+    const auto fail = [&](const std::string& what) { return HealthCheckFailed("exe", "check exe: " + what); };
+    const auto pid = co_await units.mainPid(unit);
+    if (pid == 0)
+        throw fail(unit + " has no main process; " + journalHint(expect));
+    const std::string exe = "/proc/" + std::to_string(pid) + "/exe";
+    struct stat st {};
+    if (::stat(exe.c_str(), &st) != 0) {
+        const int error = errno;
+        throw fail("cannot see which file " + unit + "'s main process (PID " + std::to_string(pid) + ") runs: stat " + exe + ": " +
+                   std::strerror(error) +
+                   (error == EACCES || error == EPERM ? "; the agent needs CAP_SYS_PTRACE in its unit's CapabilityBoundingSet "
+                                                        "to read it (the shipped unit has it)"
+                                                      : ""));
+    }
+    if (st.st_dev == want.device && st.st_ino == want.inode)
+        co_return;
+    char link[PATH_MAX + 1] = {};
+    const ssize_t n = ::readlink(exe.c_str(), link, PATH_MAX);
+    const std::string runs = n > 0 ? std::string(link, static_cast<std::size_t>(n)) : std::string("another file");
+    throw fail(unit + "'s main process (PID " + std::to_string(pid) + ") runs " + runs + " (" +
+               describeIdentity({runs, st.st_dev, st.st_ino}) + "), not the installed " + want.path + " (" + describeIdentity(want) +
+               "): the engine that answers is not the file just installed. Check which binary " + unit + " runs (systemctl cat " +
+               unit + ") against the payload's path in the agent's config; only for a target that is a launcher of another "
+               "program, set [docker] check_main_exe = false");
 }
 
 Task<void> checkGrace(EngineApi& engine, UnitControl& units, const HealthExpectations& expect)
@@ -496,6 +536,14 @@ int runCommandWithTimeout(const std::vector<std::string>& argv, std::chrono::mil
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+ExecutableIdentity executableIdentity(const std::string& path)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        throw std::system_error(errno, std::generic_category(), "cannot stat " + path);
+    return {path, st.st_dev, st.st_ino};
+}
+
 Task<void> runHealthCheck(EngineApi& engine, UnitControl& units, boost::asio::thread_pool& pool,
                           const HealthExpectations& expect, HealthProgress progress)
 {
@@ -512,6 +560,11 @@ Task<void> runHealthCheck(EngineApi& engine, UnitControl& units, boost::asio::th
     if (expect.expectedInitSha1) {
         report(progress, "checking InitSha1");
         co_await checkInitSha1(engine, expect, deadline);
+    }
+
+    if (expect.expectedExe) {
+        report(progress, "checking that " + expect.serviceUnit + " runs " + expect.expectedExe->path);
+        co_await checkMainExe(units, expect);
     }
 
     if (expect.grace.count() > 0) {

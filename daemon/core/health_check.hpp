@@ -3,6 +3,8 @@
 //   ping      the socket answers GET /_ping with OK within `timeout`
 //   version   GET /version reports expectedVersion
 //   initsha1  where /info reports InitSha1, it equals expectedInitSha1
+//   exe       the service's main process runs expectedExe (/proc/PID/exe has
+//             its device and inode): the file just installed, not an old process
 //   grace     for `grace`, the unit stays active with the same main PID and
 //             the ping keeps answering (checked every 100 ms)
 //   containers  every container in `containersBack` (those that ran with a
@@ -19,6 +21,7 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <sys/types.h>
 #include <string>
 #include <vector>
 
@@ -43,11 +46,22 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Which file a path is, as the kernel knows it (links followed).
+struct ExecutableIdentity {
+    std::string path;  // for messages
+    dev_t device = 0;
+    ino_t inode = 0;
+};
+
+// stat() of `path`; throws std::system_error naming it.
+ExecutableIdentity executableIdentity(const std::string& path);
+
 struct HealthExpectations {
     std::string serviceUnit;
     std::string socketPath;  // for messages
     std::string expectedVersion;  // empty: not checked
     std::optional<std::string> expectedInitSha1;
+    std::optional<ExecutableIdentity> expectedExe;  // empty: not checked
     std::chrono::milliseconds timeout{60000};  // from the start job's end to a passing check
     std::chrono::milliseconds grace{5000};
     std::vector<std::string> smokeCommand;

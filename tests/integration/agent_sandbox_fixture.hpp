@@ -26,7 +26,7 @@ protected:
     // ("docker.grace_sec" -> raw TOML value).
     void startAll(const std::map<std::string, std::string>& set = {}, const std::string& extraToml = "")
     {
-        sandbox = std::make_unique<Sandbox>();
+        sandbox = std::make_unique<Sandbox>(sandboxOptions);
         std::map<std::string, std::string> settings{{"docker.health_timeout_sec", "10"}, {"docker.grace_sec", "2"}};
         for (auto [k, v] : set) {
             // @ENGINE@ stands for the engine payload's path, known only once the sandbox exists.
@@ -70,6 +70,7 @@ protected:
         sandbox.reset();
     }
 
+    SandboxOptions sandboxOptions;  // read by startAll
     std::unique_ptr<Sandbox> sandbox;
     std::unique_ptr<AgentClient> client;
     fs::path configFile;

@@ -33,6 +33,9 @@ struct FailingEngineCase {
     const char* name;
     const char* engine;      // a test engine, or "" for a good engine with a failing smoke command
     const char* check;       // what LastError must name
+    // The engine executes the real dockerd, so its main process never runs
+    // the installed file: the exe check is turned off to reach `check`.
+    bool execsDockerd = false;
 };
 
 class AgentRollbackTest : public AgentSandboxTest, public ::testing::WithParamInterface<FailingEngineCase> {};
@@ -44,6 +47,8 @@ TEST_P(AgentRollbackTest, BadEngineIsRolledBackByteForByte)
     std::map<std::string, std::string> set;
     if (smokeCase)  // a smoke test that fails only for the new engine (it carries a marker)
         set["docker.smoke_command"] = "[\"/bin/sh\", \"-c\", \"! /bin/grep -q smoke-breaker @ENGINE@\"]";
+    if (c.execsDockerd)
+        set["docker.check_main_exe"] = "false";
     startAll(set);
     fs::path engine = smokeCase ? newGoodEngine("smoke-breaker") : testEngine(c.engine);
 
@@ -64,7 +69,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(FailingEngineCase{"ExitsAtOnce", "engine_exits", "docker.service"},
                       FailingEngineCase{"NeverAnswers", "engine_silent", "ping"},
                       FailingEngineCase{"ReportsAnotherVersion", "engine_wrong_version", "version"},
-                      FailingEngineCase{"DiesInGrace", "engine_dies_in_grace", "grace"},
+                      FailingEngineCase{"DiesInGrace", "engine_dies_in_grace", "grace", true},
                       FailingEngineCase{"SmokeCommandFails", "", "smoke"}),
     [](const auto& info) { return std::string(info.param.name); });
 

@@ -19,9 +19,11 @@ struct ContainerState {
 class ContainersTest : public AgentSandboxTest {
 protected:
     // health_timeout_sec bounds the wait for containers that never come back.
-    void startWithContainers(const std::string& healthTimeoutSec = "20")
+    // `execsDockerd`: the new engine will be one that executes the real
+    // dockerd, which the exe check would refuse before the containers check.
+    void startWithContainers(const std::string& healthTimeoutSec = "20", bool execsDockerd = false)
     {
-        startAll({{"docker.health_timeout_sec", healthTimeoutSec}});
+        startAll({{"docker.health_timeout_sec", healthTimeoutSec}, {"docker.check_main_exe", execsDockerd ? "false" : "true"}});
         sandbox->importBusyboxImage("armdock-busybox");
         // busybox sleep as PID 1 ignores SIGTERM: --stop-timeout=1 keeps each engine stop short.
         runContainer("keeper-always", "--restart=always");
@@ -73,7 +75,7 @@ TEST_F(ContainersTest, ContainersWithARestartPolicyRunAgainAfterAnUpgrade)
 
 TEST_F(ContainersTest, AnEngineThatComesUpWithoutTheContainersIsRolledBack)
 {
-    startWithContainers("8");
+    startWithContainers("8", true);
     ASSERT_TRUE(state("keeper-always").running);
 
     // The real dockerd, but on an empty data root: ping, version and grace pass.

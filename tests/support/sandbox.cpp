@@ -550,6 +550,10 @@ void Sandbox::makeTree()
     ::chmod(runtimeDir().c_str(), 0711);
     makeInaccessibleNodes();
     installExecutable(sourceOf(options_.engineSource, "ARMDOCK_SANDBOX_ENGINE", realDockerd), payloadPath("docker"));
+    if (!options_.engineRunsFrom.empty()) {
+        fs::create_directories((root() / options_.engineRunsFrom).parent_path());
+        installExecutable(sourceOf(options_.engineSource, "ARMDOCK_SANDBOX_ENGINE", realDockerd), root() / options_.engineRunsFrom);
+    }
     installExecutable(sourceOf(options_.dockerinitSource, "ARMDOCK_SANDBOX_DOCKERINIT", smallElf), payloadPath("dockerinit"));
 
     writeFile(dir_ / "dbus.conf",
@@ -629,7 +633,7 @@ void Sandbox::writeBaseUnits()
         "[Unit]\nDescription=Sandbox Docker engine\n"
         "Requires=docker.socket containerd.service\nAfter=docker.socket containerd.service\n\n"
         "[Service]\nType=notify\nNotifyAccess=all\n"
-        "ExecStart=" + payloadPath("docker").string() + " -H fd:// --containerd=" + containerdSocket().string() +
+        "ExecStart=" + (options_.engineRunsFrom.empty() ? payloadPath("docker") : root() / options_.engineRunsFrom).string() + " -H fd:// --containerd=" + containerdSocket().string() +
             " --data-root=" + d + "/docker/data --exec-root=" + d + "/docker/exec --pidfile=" + d +
             "/docker/docker.pid --iptables=false --ip-masq=false --bridge=none --storage-driver=vfs" + cgroupParent +
             "\n"
@@ -910,6 +914,11 @@ std::filesystem::path Sandbox::writeAgentConfig(const std::string& extraToml,
                 {"stop_timeout_sec", "30"}, {"start_timeout_sec", "30"}, {"health_timeout_sec", "20"},
                 {"grace_sec", "1"}, {"monitor_interval_sec", "0"}, {"dockerinit_pairing", "false"}}},
     };
+    if (const char* launcher = std::getenv("ARMDOCK_SANDBOX_ENGINE"); launcher && *launcher) {
+        // A launcher that executes the real dockerd (see engineSource):
+        // /proc/MAINPID/exe is dockerd, never the upgraded target.
+        sections[1].second.emplace_back("check_main_exe", "false");
+    }
     for (const auto& [dotted, value] : set) {
         auto dot = dotted.find('.');
         if (dot == std::string::npos)

@@ -41,6 +41,10 @@ struct SandboxOptions {
     // $ARMDOCK_SANDBOX_DOCKERINIT, else /bin/true. It is never run, but a
     // rollback checks that it is an executable for the agent's machine.
     std::string dockerinitSource;
+    // Empty: docker.service runs the engine payload's target. Else a path
+    // under root() where a copy of the engine is installed and run instead: a
+    // unit that runs another file than the one the agent upgrades.
+    std::filesystem::path engineRunsFrom;
     // The folder in which the sandbox's own folder is made
     // (BASE/armdock-sandbox.XXXXXX); created when missing and removed again
     // when the last sandbox in it is gone. Empty: /tmp. A unit with

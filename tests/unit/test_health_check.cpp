@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include "core/health_check.hpp"
 
@@ -300,6 +301,43 @@ TEST_F(HealthCheckTest, NoMainPidFailsGrace)
     auto failure = run();
     ASSERT_TRUE(failure);
     EXPECT_EQ(failure->check(), "grace");
+}
+
+// The exe check reads /proc/MAINPID/exe; this process stands in for the engine.
+TEST_F(HealthCheckTest, MainProcessRunningTheInstalledFilePasses)
+{
+    units.pid = static_cast<std::uint32_t>(::getpid());
+    expect.expectedExe = executableIdentity("/proc/self/exe");  // the file this test runs from
+
+    auto failure = run();
+    ASSERT_FALSE(failure) << failure->what();
+    EXPECT_TRUE(progressHas("checking that docker.service runs /proc/self/exe"));
+}
+
+// A rebuild with the same version: /version agrees, but the process runs another file.
+TEST_F(HealthCheckTest, MainProcessRunningAnotherFileFailsNamingBoth)
+{
+    units.pid = static_cast<std::uint32_t>(::getpid());
+    expect.expectedExe = executableIdentity("/bin/sh");
+
+    auto failure = run();
+    ASSERT_TRUE(failure);
+    EXPECT_EQ(failure->check(), "exe");
+    const std::string message = failure->what();
+    EXPECT_NE(message.find("not the installed /bin/sh"), std::string::npos) << message;
+    EXPECT_NE(message.find("main process (PID " + std::to_string(::getpid()) + ") runs /"), std::string::npos) << message;
+    EXPECT_NE(message.find("systemctl cat docker.service"), std::string::npos) << message;
+}
+
+TEST_F(HealthCheckTest, NoMainProcessFailsTheExeCheck)
+{
+    units.pid = 0;
+    expect.expectedExe = executableIdentity("/proc/self/exe");
+
+    auto failure = run();
+    ASSERT_TRUE(failure);
+    EXPECT_EQ(failure->check(), "exe");
+    EXPECT_NE(std::string(failure->what()).find("has no main process"), std::string::npos) << failure->what();
 }
 
 TEST_F(HealthCheckTest, SmokeCommandFalseFails)
