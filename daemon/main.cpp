@@ -197,15 +197,18 @@ int main(int argc, char** argv)
                 if (ec)
                     return;
                 notifier.reloading();
-                try {
-                    std::string tx = agent.reload();
+                agent.reload([&](const std::string& tx, std::exception_ptr error) {
                     if (object)
                         object->refreshAllowedGroups();
-                    spdlog::info("reload: {}", tx.empty() ? "nothing waits in the drop-in folder" : "upgrade " + tx + " started");
-                } catch (const std::exception& e) {
-                    spdlog::error("reload: {}", e.what());
-                }
-                notifier.ready();
+                    try {
+                        if (error)
+                            std::rethrow_exception(error);
+                        spdlog::info("reload: {}", tx.empty() ? "nothing waits in the drop-in folder" : "upgrade " + tx + " started");
+                    } catch (const std::exception& e) {
+                        spdlog::error("reload: {}", e.what());
+                    }
+                    notifier.ready();
+                });
                 waitForReload();
             });
         };

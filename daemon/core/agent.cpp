@@ -64,6 +64,7 @@ struct Agent::Impl {
     // A restore failed part way: the journal stays until a recovery makes the set whole.
     std::optional<std::string> pendingRestoreOf;
     std::vector<fs::path> dropinsInFlight;
+    bool reloading = false;  // reload() is reading the config or the drop-in folder off the loop
 
     Impl(boost::asio::io_context& io_, boost::asio::thread_pool& pool_, UnitControl& units_, EngineApi& engine_, Config config_)
         : io(io_), pool(pool_), units(units_), engine(engine_), config(std::move(config_))
@@ -236,7 +237,9 @@ struct Agent::Impl {
     Task<void> refreshInstalledSet()
     {
         try {
-            installedSetId = co_await runOffLoop(pool, [this] { return setIdOf(describeInstalledSet(config.payloads)); });
+            // A copy: a Reload may replace the config while a pool thread hashes.
+            auto describe = [payloads = config.payloads] { return setIdOf(describeInstalledSet(payloads)); };
+            installedSetId = co_await runOffLoop(pool, std::move(describe));
         } catch (const std::exception& e) {
             spdlog::warn("cannot describe the installed engine set: {}", e.what());
         }
@@ -269,6 +272,8 @@ struct Agent::Impl {
     Task<void> recoverAndFinish(JournalContents pending)
     {
         const std::string tx = pending.begin.transaction;
+        // The drop-ins the interrupted transaction applied: settled by this outcome, never applied again.
+        dropinsInFlight = pending.begin.dropins;
         TransactionOutcome outcome;
         try {
             outcome = co_await runner->recover(std::move(pending));
@@ -300,6 +305,9 @@ struct Agent::Impl {
     void settleDropins(const TransactionOutcome& outcome)
     {
         for (const auto& file : dropinsInFlight) {
+            std::error_code ec;
+            if (!fs::exists(fs::symlink_status(file, ec)))
+                continue;  // settled before a crash, or taken away by the operator
             try {
                 if (outcome.result == "success")
                     removeDurably(file);
@@ -314,6 +322,8 @@ struct Agent::Impl {
 
     void ensureIdle() const
     {
+        if (reloading)
+            throw AgentError(ErrorKind::Busy, "a reload is re-reading the config and the drop-in folder; retry in a moment");
         if (running)
             throw AgentError(ErrorKind::Busy, "transaction " + status.transaction + " is running (state " + status.state +
                                                   "); wait for its Finished signal or call Cancel");
@@ -324,6 +334,14 @@ struct Agent::Impl {
     // `descriptors`: UpgradeFds's open sources; `files` then holds their labels.
     std::string startUpgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options,
                              std::map<std::string, UniqueFd>* descriptors = nullptr)
+    {
+        launch(planUpgrade(files, options, descriptors));
+        return status.transaction;
+    }
+
+    // The cheap checks of an upgrade (throws AgentError before anything changed).
+    TransactionPlan planUpgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options,
+                                std::map<std::string, UniqueFd>* descriptors)
     {
         ensureIdle();
         ensureSetWhole();
@@ -344,8 +362,7 @@ struct Agent::Impl {
                 p.expectedSha256 = digest->second;
             plan.payloads.push_back(std::move(p));
         }
-        launch(std::move(plan));
-        return status.transaction;
+        return plan;
     }
 
     // UpgradeFds: each source is labelled fd:NAME in messages unless source.NAME says which path it is.
@@ -499,61 +516,104 @@ struct Agent::Impl {
         boost::asio::co_spawn(io, runAndFinish(std::move(plan), pickNext), boost::asio::detached);
     }
 
-    std::string reload()
+    // Everything that touches files runs off the loop: reading the config,
+    // the drop-in scan, moving refused files aside.
+    Task<std::string> reload()
     {
+        if (running)
+            noteReloadRefusedAsBusy();
         ensureIdle();
-        Config fresh;
+        reloading = true;
         try {
-            fresh = loadConfig(config.sourceFile);
+            Config fresh = co_await readConfigOffLoop();
+            config = std::move(fresh);
+            setLogLevel(config.agent.logLevel);
+            rebuildStores();
+            monitor->reconfigure(monitorSettings());
+            if (status.state == "failed")
+                setProgress("idle", 0, "config reloaded; supervision resumed");
+            spdlog::info("config {} reloaded", config.sourceFile.string());
+            co_return co_await takeDropins();
+        } catch (...) {
+            reloading = false;
+            throw;
+        }
+    }
+
+    Task<Config> readConfigOffLoop()
+    {
+        auto read = [file = config.sourceFile] {
+            Config fresh = loadConfig(file);
             checkStateDirUsable(fresh);
+            return fresh;
+        };
+        try {
+            co_return co_await runOffLoop(pool, std::move(read));
         } catch (const ConfigError& e) {
             spdlog::error("config refused, the old one is kept: {}", e.what());
             throw AgentError(ErrorKind::InvalidArgument, std::string("config refused, the old one is kept: ") + e.what());
         }
-        config = std::move(fresh);
-        setLogLevel(config.agent.logLevel);
-        rebuildStores();
-        monitor->reconfigure(monitorSettings());
-        if (status.state == "failed")
-            setProgress("idle", 0, "config reloaded; supervision resumed");
-        spdlog::info("config {} reloaded", config.sourceFile.string());
-        return takeDropins();
     }
 
-    std::string takeDropins()
+    // A reload while a transaction runs reads nothing: the drop-ins wait for
+    // the next one, and LastError says so (nobody sees a reload's reply).
+    void noteReloadRefusedAsBusy()
     {
-        DropinScan scan = scanDropinFolder(config.agent.dropinDir, config);
-        for (const auto& [file, reason] : scan.refused) {
-            spdlog::error("drop-in {} refused: {}", file.string(), reason);
-            try {
-                moveAside(file, rejectedDir(), reason);
-            } catch (const std::exception& e) {
-                spdlog::error("cannot move {} aside: {}", file.string(), e.what());
+        status.lastError = "reload refused: transaction " + status.transaction + " is running (state " + status.state + "); the files in " +
+                           config.agent.dropinDir.string() + " were left there: run `systemctl reload armdock-agent` again once it finished";
+        notify({"LastError"});
+        spdlog::warn("{}", status.lastError);
+    }
+
+    Task<void> moveAsideOffLoop(std::vector<std::pair<fs::path, std::string>> files)
+    {
+        auto move = [files = std::move(files), rejected = rejectedDir()] {
+            for (const auto& [file, reason] : files) {
+                try {
+                    moveAside(file, rejected, reason);
+                } catch (const std::exception& e) {
+                    spdlog::error("cannot move {} aside: {}", file.string(), e.what());
+                }
             }
-        }
+        };
+        co_await runOffLoop(pool, std::move(move));
+    }
+
+    // Ends the reload (clears `reloading`) before it starts the upgrade.
+    Task<std::string> takeDropins()
+    {
+        auto scanFolder = [dir = config.agent.dropinDir, snapshot = config] { return scanDropinFolder(dir, snapshot); };
+        DropinScan scan = co_await runOffLoop(pool, std::move(scanFolder));
+        for (const auto& [file, reason] : scan.refused)
+            spdlog::error("drop-in {} refused: {}", file.string(), reason);
+        co_await moveAsideOffLoop(scan.refused);
+        reloading = false;
         if (scan.files.empty())
-            return {};
+            co_return std::string();
         std::map<std::string, OptionValue> options;
         for (const auto& [name, digest] : scan.sha256)
             options["sha256." + name] = digest;
+        std::string refusal;
+        ErrorKind kind = ErrorKind::PayloadRejected;
         try {
-            std::string tx = startUpgrade(scan.files, options);
+            TransactionPlan plan = planUpgrade(scan.files, options, nullptr);
+            plan.dropins = scan.taken;
             dropinsInFlight = scan.taken;
-            spdlog::info("drop-in upgrade {} started from {}", tx, config.agent.dropinDir.string());
-            return tx;
+            launch(std::move(plan));
+            spdlog::info("drop-in upgrade {} started from {}", status.transaction, config.agent.dropinDir.string());
+            co_return status.transaction;
         } catch (const AgentError& e) {
-            // Nobody waits on a D-Bus reply for a drop-in: say it in LastResult too.
-            const std::string tx = newTransactionId();
-            for (const auto& file : scan.taken) {
-                try {
-                    moveAside(file, rejectedDir(), e.what());
-                } catch (const std::exception& m) {
-                    spdlog::error("cannot move {} aside: {}", file.string(), m.what());
-                }
-            }
-            finish(tx, {"rejected", std::string("drop-in refused (moved to ") + rejectedDir().string() + "): " + e.what(), ""});
-            throw;
+            refusal = e.what();
+            kind = e.kind();
         }
+        // Nobody waits on a D-Bus reply for a drop-in: say it in LastResult too.
+        const std::string tx = newTransactionId();
+        std::vector<std::pair<fs::path, std::string>> refused;
+        for (const auto& file : scan.taken)
+            refused.push_back({file, refusal});
+        co_await moveAsideOffLoop(std::move(refused));
+        finish(tx, {"rejected", std::string("drop-in refused (moved to ") + rejectedDir().string() + "): " + refusal, ""});
+        throw AgentError(kind, refusal);
     }
 };
 
@@ -646,7 +706,14 @@ std::vector<BackupInfo> Agent::listBackups() const
     return out;
 }
 
-std::string Agent::reload() { return impl_->reload(); }
+Task<std::string> Agent::reload() { return impl_->reload(); }
+
+void Agent::reload(std::function<void(const std::string&, std::exception_ptr)> done)
+{
+    boost::asio::co_spawn(impl_->io, impl_->reload(), [done = std::move(done)](std::exception_ptr error, std::string transaction) {
+        done(transaction, error);
+    });
+}
 
 const AgentStatus& Agent::status() const { return impl_->status; }
 const Config& Agent::config() const { return impl_->config; }

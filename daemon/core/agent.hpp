@@ -6,6 +6,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,7 +61,11 @@ public:
     // Re-reads the config file (a broken one is refused, the old one kept:
     // AgentError(InvalidArgument) with file:line:column) and upgrades from the
     // drop-in folder if anything waits there. Returns the transaction id or "".
-    std::string reload();
+    // Runs on the loop; the file work off it. Started with the callback form
+    // by the bus glue and SIGHUP: `done` gets the transaction id ("" when
+    // nothing waited) or the error, on the loop.
+    Task<std::string> reload();
+    void reload(std::function<void(const std::string& transaction, std::exception_ptr error)> done);
 
     const AgentStatus& status() const;
     const Config& config() const;

@@ -99,7 +99,11 @@ void TransactionJournal::begin(const JournalBegin& begin)
     for (const auto& p : begin.payloads)
         payloads.push_back({{"name", p.name}, {"target", p.target.string()}, {"staged", p.staged.string()},
                             {"new_sha256", p.newSha256}});
-    appendLine(fd_, file_, {{"step", "begin"}, {"transaction", begin.transaction}, {"kind", begin.kind}, {"payloads", payloads}});
+    nlohmann::json dropins = nlohmann::json::array();
+    for (const auto& d : begin.dropins)
+        dropins.push_back(d.string());
+    appendLine(fd_, file_, {{"step", "begin"}, {"transaction", begin.transaction}, {"kind", begin.kind}, {"payloads", payloads},
+                            {"dropins", dropins}});
     // The journal's name must be durable too, or a crash could lose the file itself.
     fsyncDirectory(file_.parent_path());
 }
@@ -145,6 +149,9 @@ std::optional<JournalContents> TransactionJournal::load() const
             for (const auto& p : j.value("payloads", nlohmann::json::array()))
                 contents.begin.payloads.push_back(
                     {p.value("name", ""), p.value("target", ""), p.value("staged", ""), p.value("new_sha256", "")});
+            for (const auto& d : j.value("dropins", nlohmann::json::array()))
+                if (d.is_string())
+                    contents.begin.dropins.emplace_back(d.get<std::string>());
             first = false;
         } else {
             contents.steps.push_back({j.value("step", ""), j.value("detail", "")});

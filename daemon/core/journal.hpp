@@ -23,6 +23,10 @@ struct JournalBegin {
     std::string transaction;
     std::string kind;  // "upgrade" or "rollback"
     std::vector<JournalPayload> payloads;
+    // Drop-in files this transaction applies: after a crash, the recovery
+    // removes them (committed) or moves them aside with its result, so they
+    // are never applied twice.
+    std::vector<std::filesystem::path> dropins;
 };
 
 struct JournalStep {

@@ -183,12 +183,12 @@ Task<std::vector<ContainerSummary>> TransactionRunner::containersToBringBack()
 }
 
 Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
-                                          milliseconds timeout, std::vector<ContainerSummary> containersBack, bool runSmoke)
+                                          milliseconds timeout, std::vector<ContainerSummary> containersBack, bool newSet)
 {
     // A rollback's check is part of rolling back: keep showing that state,
     // and say which engine is checked.
-    const std::string state = runSmoke ? "checking" : "rolling-back";
-    const std::string prefix = runSmoke ? "" : "checking the restored engine: ";
+    const std::string state = newSet ? "checking" : "rolling-back";
+    const std::string prefix = newSet ? "" : "checking the restored engine: ";
     HealthExpectations expect;
     expect.serviceUnit = config_.docker.service;
     expect.socketPath = config_.docker.socket.string();
@@ -196,8 +196,12 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
     expect.expectedInitSha1 = expectedInitSha1;
     expect.timeout = timeout;
     expect.grace = seconds(config_.docker.graceSec);
-    if (runSmoke) {
+    if (newSet) {
+        // Only a new set must prove more than answering: its smoke command,
+        // and that the main process runs the file just installed.
         expect.smokeCommand = config_.docker.smokeCommand;
+        if (config_.docker.checkMainExe)
+            expect.expectedExe = executableIdentity(config_.enginePayload().path.string());
         // Cancel ends the new engine's check at its next probe (and the
         // transaction rolls back); the restored engine's check runs to its end.
         expect.cancelled = s_.cancelRequested;
@@ -206,6 +210,19 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
     // Named, not a temporary inside co_await (GCC 12 destroys those twice; see async.hpp).
     HealthProgress progress = [this, &state, &prefix](const std::string& line) { report(state, 85, prefix + line); };
     co_await runHealthCheck(s_.engine, s_.units, s_.pool, expect, progress);
+}
+
+// The check of a set that ran before (after a rollback or an unchanged
+// restart). Docker 1.10 reports the SHA-1 of the dockerinit it accepts: the
+// one now at the target. The smoke command judges a new engine only, so a
+// broken smoke command cannot turn a good rollback into "failed".
+Task<void> TransactionRunner::checkInstalledSet(const BackupSet& set, std::vector<ContainerSummary> containersBack)
+{
+    std::optional<std::string> initSha1;
+    const PayloadSpec* init = config_.findPayload("dockerinit");
+    if (const SetMember* m = set.member("dockerinit"); init && m && m->present)
+        initSha1 = co_await runOffLoop(s_.pool, [&] { return sha1OfFile(init->path); });
+    co_await checkEngine(set.version, initSha1, seconds(config_.docker.healthTimeoutSec), std::move(containersBack), false);
 }
 
 Task<void> TransactionRunner::restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& tx, bool useStaged)
@@ -263,7 +280,7 @@ void TransactionRunner::removeLeftovers(const JournalBegin& begin)
 
 JournalBegin TransactionRunner::allPayloads(const std::string& tx) const
 {
-    JournalBegin begin{tx, "", {}};
+    JournalBegin begin{tx, "", {}, {}};
     for (const auto& p : config_.payloads)
         begin.payloads.push_back({p.name, p.path, {}, {}});
     return begin;
@@ -347,15 +364,7 @@ Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
         faultPoint("rollback-after-restore");
         co_await startEngine();
         faultPoint("rollback-after-start");
-        // Docker 1.10 reports the SHA-1 of the dockerinit it accepts: the one now at the target.
-        std::optional<std::string> initSha1;
-        const PayloadSpec* init = config_.findPayload("dockerinit");
-        if (const SetMember* m = set.member("dockerinit"); init && m && m->present)
-            initSha1 = co_await runOffLoop(s_.pool, [&] { return sha1OfFile(init->path); });
-        // The smoke command judges a new engine; the engine that ran before is
-        // only checked for answering, so a broken smoke command cannot turn a
-        // good rollback into "failed".
-        co_await checkEngine(set.version, initSha1, seconds(config_.docker.healthTimeoutSec), r.containersBack, false);
+        co_await checkInstalledSet(set, r.containersBack);
     } catch (...) {
         failure = describeException(std::current_exception());
     }
@@ -601,11 +610,7 @@ Task<TransactionOutcome> TransactionRunner::restartUnchanged(Attempt& a)
         co_await journalStep("restored");  // the set on disk is whole: the old one
         report("starting", 70, "cancelled: starting the engine that ran before");
         co_await startEngine();
-        std::optional<std::string> initSha1;
-        if (const PayloadSpec* init = config_.findPayload("dockerinit"); init && a.backup.set.member("dockerinit") &&
-                                                                          a.backup.set.member("dockerinit")->present)
-            initSha1 = co_await runOffLoop(s_.pool, [&] { return sha1OfFile(init->path); });
-        co_await checkEngine(a.backup.set.version, initSha1, seconds(config_.docker.healthTimeoutSec), a.containersBack, false);
+        co_await checkInstalledSet(a.backup.set, a.containersBack);
     } catch (...) {
         failure = describeException(std::current_exception());
     }
@@ -623,7 +628,7 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
 {
     Attempt a;
     a.plan = std::move(plan);
-    a.begin = {a.tx(), a.plan.kind, {}};
+    a.begin = {a.tx(), a.plan.kind, {}, a.plan.dropins};
     for (const auto& p : a.plan.payloads)
         a.begin.payloads.push_back({p.spec->name, p.spec->path, stagedPathFor(p.spec->path, a.tx()), p.expectedSha256});
 

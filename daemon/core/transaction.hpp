@@ -44,6 +44,7 @@ struct TransactionPlan {
     std::string knownVersion;          // for a rollback: the version the backup set recorded
     std::string backupId;              // for a rollback: the set it installs
     bool reinstall = false;            // a rollback to the set that is installed: restart and check it
+    std::vector<std::filesystem::path> dropins;  // the drop-in files it applies (journalled)
 };
 
 struct TransactionOutcome {
@@ -98,8 +99,9 @@ private:
     Task<void> stopEngine();
     Task<void> startEngine();
     std::vector<std::string> engineUnits() const;  // the socket unit (if any), then the service
+    Task<void> checkInstalledSet(const BackupSet& set, std::vector<ContainerSummary> containersBack);
     Task<void> checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
-                           std::chrono::milliseconds timeout, std::vector<ContainerSummary> containersBack, bool runSmoke);
+                           std::chrono::milliseconds timeout, std::vector<ContainerSummary> containersBack, bool newSet);
     Task<std::vector<ContainerSummary>> containersToBringBack();
     // Puts each named payload of `set` back at its target; every file renamed
     // over a target is first checked against the SHA-256 its manifest

@@ -92,6 +92,16 @@ void AgentObject::serve(const sdbus::Result<Results...>& result, const char* met
     try {
         requireCaller();
         body();
+    } catch (...) {
+        replyError(result, method, std::current_exception());
+    }
+}
+
+template <typename... Results>
+void AgentObject::replyError(const sdbus::Result<Results...>& result, const char* method, std::exception_ptr error)
+{
+    try {
+        std::rethrow_exception(error);
     } catch (const AgentError& e) {
         spdlog::info("{} refused: {}", method, e.what());
         result.returnError(compat::makeError(dbusErrorName(e.kind()), e.what()));
@@ -160,14 +170,22 @@ void AgentObject::ListBackupSets(
     });
 }
 
+// Answered when the reload is done (its file work runs off the loop).
 void AgentObject::Reload(sdbus::Result<>&& result)
 {
     serve(result, "Reload", [&] {
-        const std::string transaction = agent_.reload();
-        refreshAllowedGroups();
-        if (!transaction.empty())
-            spdlog::info("Reload started transaction {}", transaction);
-        result.returnResults();
+        auto pending = std::make_shared<sdbus::Result<>>(std::move(result));
+        agent_.reload([this, pending](const std::string& transaction, std::exception_ptr error) {
+            refreshAllowedGroups();
+            if (error) {
+                replyError(*pending, "Reload", error);
+            } else {
+                if (!transaction.empty())
+                    spdlog::info("Reload started transaction {}", transaction);
+                pending->returnResults();
+            }
+            driver_.kick();  // a reply sent outside a bus callback
+        });
     });
 }
 

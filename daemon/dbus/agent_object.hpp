@@ -71,6 +71,9 @@ private:
 
     template <typename... Results, typename Body>
     void serve(const sdbus::Result<Results...>& result, const char* method, Body body);
+    // The error reply for `error`: its named error for an AgentError, Failed otherwise.
+    template <typename... Results>
+    void replyError(const sdbus::Result<Results...>& result, const char* method, std::exception_ptr error);
     void requireCaller();
     const std::vector<gid_t>& allowedGids();
 

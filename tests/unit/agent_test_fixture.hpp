@@ -153,6 +153,9 @@ protected:
         std::string toml = "[agent]\nstate_dir = \"" + (dir / "state").string() + "\"\ndropin_dir = \"" + (dir / "incoming").string() +
                            "\"\nkeep_backups = 2\n[docker]\ngrace_sec = 0\nhealth_timeout_sec = 2\nexpect_containers_back = false\n"
                            "dockerinit_pairing = false\n"
+                           // No process runs these fake engine files: the exe check has its own tests
+                           // (test_health_check.cpp, and the sandbox's test_engine_identity.cpp).
+                           "check_main_exe = false\n"
                            "[[payload]]\nname = \"docker\"\npath = \"" + enginePath().string() +
                            "\"\nversion_args = [\"-v\"]\nengine = true\n"
                            "[[payload]]\nname = \"dockerinit\"\npath = \"" + initPath().string() + "\"\n";
@@ -216,6 +219,23 @@ protected:
         }
     }
     void waitIdle() { runUntil([&] { return !agent->busy(); }); }
+
+    // Agent::reload to its end on the loop (its file work runs on the pool); rethrows its error.
+    std::string reload()
+    {
+        std::string transaction;
+        std::exception_ptr error;
+        bool done = false;
+        agent->reload([&](const std::string& tx, std::exception_ptr e) {
+            transaction = tx;
+            error = e;
+            done = true;
+        });
+        runUntil([&] { return done; });
+        if (error)
+            std::rethrow_exception(error);
+        return transaction;
+    }
 
     std::vector<std::string> leftoversIn(const fs::path& folder) const
     {

@@ -1,12 +1,21 @@
 // Reload and the drop-in folder, on real files with systemd and Docker faked.
 #include "agent_test_fixture.hpp"
 
+#include <sys/stat.h>
+
 #include "core/errors.hpp"
+#include "core/journal.hpp"
 
 namespace armdock::test {
 namespace {
 
 class AgentReloadTest : public AgentFixture {};
+
+std::string textOf(const fs::path& file)
+{
+    std::ifstream in(file);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 TEST_F(AgentReloadTest, ADropInUpgradesAndTheFolderIsEmptyAfterwards)
 {
@@ -14,7 +23,7 @@ TEST_F(AgentReloadTest, ADropInUpgradesAndTheFolderIsEmptyAfterwards)
     fs::path src = newEngine("engine-v2", "2.0.0");
     fs::copy_file(src, dir / "incoming/docker");
     std::ofstream(dir / "incoming/docker.sha256") << sha256OfFile(src) << "  docker\n";
-    std::string tx = agent->reload();
+    std::string tx = reload();
     EXPECT_FALSE(tx.empty());
     waitIdle();
     EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
@@ -27,7 +36,7 @@ TEST_F(AgentReloadTest, RefusedDropInsAreMovedAsideWithTheirReason)
     startAgent();
     std::ofstream(dir / "incoming/containerd") << "not a payload";
     makeEngineFile(dir / "incoming/docker", "world-writable", /*world=*/true);
-    EXPECT_THROW(agent->reload(), AgentError);
+    EXPECT_THROW(reload(), AgentError);
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
     EXPECT_EQ(agent->status().lastResult, "rejected");
     EXPECT_NE(agent->status().lastError.find("writable"), std::string::npos) << agent->status().lastError;
@@ -44,7 +53,7 @@ TEST_F(AgentReloadTest, ADropInThatFailsItsCheckIsMovedAsideAfterTheRollback)
     startAgent();
     fs::path src = newEngine("engine-broken", "2.0.0", true);
     fs::copy_file(src, dir / "incoming/docker");
-    agent->reload();
+    reload();
     waitIdle();
     EXPECT_EQ(agent->status().lastResult, "rolled-back");
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
@@ -56,7 +65,7 @@ TEST_F(AgentReloadTest, ABrokenConfigIsRefusedAndTheOldOneKept)
     startAgent();
     std::ofstream(dir / "agent.toml", std::ios::app) << "\n[docker]\nbogus_key = 1\n";
     try {
-        agent->reload();
+        reload();
         FAIL();
     } catch (const AgentError& e) {
         EXPECT_EQ(e.kind(), ErrorKind::InvalidArgument);
@@ -77,6 +86,93 @@ TEST_F(AgentReloadTest, LastResultSurvivesARestart)
     EXPECT_EQ(agent->status().transaction, tx);
     EXPECT_EQ(agent->status().lastResult, "success");
     EXPECT_EQ(agent->status().currentVersion, "2.0.0");
+}
+
+// A FIFO named like a digest file used to block the loop in read() until
+// someone wrote to it: property reads went unanswered and the watchdog fired.
+TEST_F(AgentReloadTest, ADigestFileThatIsAFifoIsRefusedAtOnceNotRead)
+{
+    startAgent();
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    fs::copy_file(src, dir / "incoming/docker");
+    ASSERT_EQ(::mkfifo((dir / "incoming/docker.sha256").c_str(), 0600), 0);
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(reload(), "");  // nothing is installed unchecked
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+    EXPECT_TRUE(fs::is_empty(dir / "incoming"));
+    std::string reasons;
+    for (const auto& e : fs::directory_iterator(dir / "state/rejected"))
+        if (e.path().extension() == ".reason")
+            reasons += textOf(e.path());
+    EXPECT_NE(reasons.find("is a FIFO"), std::string::npos) << reasons;
+    EXPECT_NE(reasons.find("its digest file docker.sha256 was refused"), std::string::npos) << reasons;
+    EXPECT_TRUE(units.calls.empty());
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+}
+
+TEST_F(AgentReloadTest, AHugeDigestFileIsRefusedUnread)
+{
+    startAgent();
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    fs::copy_file(src, dir / "incoming/docker");
+    fs::copy_file(src, dir / "incoming/docker.sha256");  // megabytes, not one line
+    EXPECT_EQ(reload(), "");
+    EXPECT_TRUE(fs::is_empty(dir / "incoming"));
+    EXPECT_TRUE(units.calls.empty());
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+}
+
+// Nobody sees the reply of `systemctl reload`: the refusal is in LastError,
+// and the files wait for the next reload, which applies them.
+TEST_F(AgentReloadTest, AReloadDuringATransactionLeavesTheDropInsAndSaysSoInLastError)
+{
+    startAgent();
+    fs::path first = newEngine("engine-v2", "2.0.0");
+    const std::string tx = agent->upgrade({{"docker", first.string()}}, {});
+    fs::path second = newEngine("engine-v3", "3.0.0");
+    fs::copy_file(second, dir / "incoming/docker");
+    try {
+        reload();
+        FAIL() << "a reload during a transaction was accepted";
+    } catch (const AgentError& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::Busy);
+    }
+    const std::string error = agent->status().lastError;
+    EXPECT_NE(error.find("reload refused: transaction " + tx + " is running"), std::string::npos) << error;
+    EXPECT_NE(error.find("systemctl reload armdock-agent"), std::string::npos) << error;
+    EXPECT_TRUE(fs::exists(dir / "incoming/docker"));
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_TRUE(fs::exists(dir / "incoming/docker"));
+
+    EXPECT_FALSE(reload().empty());
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(second));
+    EXPECT_TRUE(fs::is_empty(dir / "incoming"));
+}
+
+// The journal names the drop-ins a transaction applies: the recovery after a
+// crash settles them, so the next reload does not apply them again.
+TEST_F(AgentReloadTest, TheRecoveryOfACrashedDropInUpgradeSettlesItsFiles)
+{
+    fs::path src = newEngine("engine-v2", "2.0.0");
+    fs::copy_file(src, dir / "incoming/docker");
+    {
+        TransactionJournal journal(dir / "state");
+        journal.begin({"20261202T000000-dead", "upgrade", {{"docker", enginePath(), {}, sha256OfFile(src)}}, {dir / "incoming/docker"}});
+    }
+    startAgent();
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, "rolled-back") << agent->status().lastError;
+    EXPECT_TRUE(fs::is_empty(dir / "incoming"));
+    std::string reasons;
+    for (const auto& e : fs::directory_iterator(dir / "state/rejected"))
+        if (e.path().extension() == ".reason")
+            reasons += textOf(e.path());
+    EXPECT_NE(reasons.find("transaction 20261202T000000-dead rolled-back"), std::string::npos) << reasons;
+    EXPECT_EQ(reload(), "");
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ using namespace std::chrono_literals;
 JournalContents journalOf(const std::vector<std::string>& steps)
 {
     JournalContents contents;
-    contents.begin = {"tx1", "upgrade", {}};
+    contents.begin = {"tx1", "upgrade", {}, {}};
     for (const auto& s : steps)
         contents.steps.push_back({s, s == "swap" ? "docker" : ""});
     return contents;
@@ -89,7 +89,7 @@ protected:
     void writeJournal(const std::vector<std::string>& steps)
     {
         TransactionJournal journal(stateDir);
-        journal.begin({"tx1", "upgrade", {}});
+        journal.begin({"tx1", "upgrade", {}, {}});
         for (const auto& s : steps)
             journal.record(s, s == "swap" ? "docker" : "");
     }

@@ -26,7 +26,7 @@ TEST_F(JournalTest, RecordsStepsInOrderAndReadsThemBack)
 {
     TransactionJournal journal(dir);
     EXPECT_FALSE(journal.load().has_value());
-    journal.begin({"tx1", "upgrade", {{"docker", "/usr/bin/docker", "/usr/bin/.docker.armdock-tx1", "ab"}}});
+    journal.begin({"tx1", "upgrade", {{"docker", "/usr/bin/docker", "/usr/bin/.docker.armdock-tx1", "ab"}}, {}});
     journal.record("backed-up", "set1");
     journal.record("stopping");
     journal.record("swap", "docker");
@@ -47,7 +47,7 @@ TEST_F(JournalTest, RecordsStepsInOrderAndReadsThemBack)
 TEST_F(JournalTest, ATornLastLineIsIgnored)
 {
     TransactionJournal journal(dir);
-    journal.begin({"tx1", "upgrade", {}});
+    journal.begin({"tx1", "upgrade", {}, {}});
     journal.record("backed-up", "set1");
     std::ofstream(journal.file(), std::ios::app) << "{\"step\":\"stopp";  // the crash hit mid-write
     auto contents = TransactionJournal(dir).load();
@@ -70,9 +70,9 @@ TEST_F(JournalTest, AnUnreadableFirstLineIsAnErrorNamingTheFile)
 TEST_F(JournalTest, BeginRefusesWhenATransactionIsPendingAndClearRemovesIt)
 {
     TransactionJournal journal(dir);
-    journal.begin({"tx1", "upgrade", {}});
+    journal.begin({"tx1", "upgrade", {}, {}});
     TransactionJournal other(dir);
-    EXPECT_THROW(other.begin({"tx2", "upgrade", {}}), std::system_error);
+    EXPECT_THROW(other.begin({"tx2", "upgrade", {}, {}}), std::system_error);
     journal.clear();
     EXPECT_FALSE(journal.exists());
     EXPECT_FALSE(TransactionJournal(dir).load().has_value());

@@ -251,7 +251,7 @@ TEST_F(TransactionTest, RecoveryAfterACrashMidSwapRestoresTheOldSet)
     const std::string v2Sha = sha256OfFile(enginePath());
     {
         TransactionJournal journal(dir / "state");
-        journal.begin({"crashed-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}});
+        journal.begin({"crashed-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}, {}});
         journal.record("backed-up", backupId);  // the backup holds the old (1.0.0) set; fine for the test
         journal.record("stopping");
         journal.record("swap", "docker");
@@ -282,7 +282,7 @@ TEST_F(TransactionTest, RecoveryDropsTheBackupItsTransactionJustMade)
     ASSERT_TRUE(made.created);
     {
         TransactionJournal journal(dir / "state");
-        journal.begin({"crashed-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}});
+        journal.begin({"crashed-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}, {}});
         journal.record("backed-up", made.set.id);
         journal.record("backup-new", made.set.id);
     }
@@ -298,7 +298,7 @@ TEST_F(TransactionTest, RecoveryBeforeTheBackupOnlyRemovesStagedFiles)
     {
         fs::create_directories(dir / "state");
         TransactionJournal journal(dir / "state");
-        journal.begin({"early-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "early-tx"), ""}}});
+        journal.begin({"early-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "early-tx"), ""}}, {}});
     }
     fs::copy_file("/bin/true", stagedPathFor(enginePath(), "early-tx"));
     startAgent();
