@@ -611,7 +611,9 @@ struct Agent::Impl {
         std::vector<std::pair<fs::path, std::string>> refused;
         for (const auto& file : scan.taken)
             refused.push_back({file, refusal});
+        reloading = true;  // no transaction may start while the moves run: finish() below ends "running"
         co_await moveAsideOffLoop(std::move(refused));
+        reloading = false;
         finish(tx, {"rejected", std::string("drop-in refused (moved to ") + rejectedDir().string() + "): " + refusal, ""});
         throw AgentError(kind, refusal);
     }
