@@ -13,6 +13,7 @@
 
 #include "durable_fs.hpp"
 #include "sha_digest.hpp"
+#include "source_verifier.hpp"
 #include "unique_fd.hpp"
 
 namespace armdock {
@@ -23,21 +24,6 @@ namespace {
 
 // A digest file holds one line ("HEX  NAME\n" as sha256sum writes it).
 constexpr off_t maxDigestFileSize = 4096;
-
-std::string fileKind(mode_t mode)
-{
-    if (S_ISFIFO(mode))
-        return "a FIFO";
-    if (S_ISCHR(mode) || S_ISBLK(mode))
-        return "a device";
-    if (S_ISSOCK(mode))
-        return "a socket";
-    if (S_ISDIR(mode))
-        return "a folder";
-    if (S_ISLNK(mode))
-        return "a symbolic link";
-    return "not a regular file";
-}
 
 // Reads a digest file without ever blocking: O_NONBLOCK and O_NOFOLLOW, so a
 // FIFO or a link is refused at once instead of read; nothing larger than a

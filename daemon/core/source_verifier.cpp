@@ -29,24 +29,6 @@ std::string octalMode(mode_t mode)
     return out.str();
 }
 
-std::string fileKind(mode_t mode)
-{
-    if (S_ISREG(mode))
-        return "a regular file";
-    if (S_ISDIR(mode))
-        return "a folder";
-    if (S_ISFIFO(mode))
-        return "a FIFO (named pipe)";
-    if (S_ISSOCK(mode))
-        return "a socket";
-    if (S_ISCHR(mode))
-        return "a character device";
-    if (S_ISBLK(mode))
-        return "a block device";
-    if (S_ISLNK(mode))
-        return "a symlink";
-    return "of an unknown file type";
-}
 
 // Builds the messages, which all name the payload and the path.
 class SourceWalker {
@@ -335,6 +317,25 @@ OpenedSource openAndCheckSource(const std::string& payloadName, const std::strin
 OpenedSource checkOpenedSource(const std::string& payloadName, const std::string& label, UniqueFd fd, const SourceRules& rules)
 {
     return SourceWalker(payloadName, label, rules).adopt(std::move(fd));
+}
+
+std::string fileKind(mode_t mode)
+{
+    if (S_ISREG(mode))
+        return "a regular file";
+    if (S_ISDIR(mode))
+        return "a folder";
+    if (S_ISFIFO(mode))
+        return "a FIFO (named pipe)";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISLNK(mode))
+        return "a symlink";
+    return "of an unknown file type";
 }
 
 }  // namespace armdock

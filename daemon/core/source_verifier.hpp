@@ -64,4 +64,7 @@ OpenedSource openAndCheckSource(const std::string& payloadName, const std::strin
 // not opened read-only (O_WRONLY, O_RDWR, O_PATH).
 OpenedSource checkOpenedSource(const std::string& payloadName, const std::string& label, UniqueFd fd, const SourceRules& rules);
 
+// "a regular file", "a FIFO (named pipe)", "a folder", ...: for messages.
+std::string fileKind(mode_t mode);
+
 }  // namespace armdock

@@ -9,12 +9,25 @@
 namespace armdock::test {
 namespace {
 
-class AgentReloadTest : public AgentFixture {};
+class AgentReloadTest : public AgentFixture {
+protected:
+    // Every .reason file in the rejected folder, joined.
+    std::string rejectedReasons() const;
+};
 
 std::string textOf(const fs::path& file)
 {
     std::ifstream in(file);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string AgentReloadTest::rejectedReasons() const
+{
+    std::string reasons;
+    for (const auto& e : fs::directory_iterator(dir / "state/rejected"))
+        if (e.path().extension() == ".reason")
+            reasons += textOf(e.path());
+    return reasons;
 }
 
 TEST_F(AgentReloadTest, ADropInUpgradesAndTheFolderIsEmptyAfterwards)
@@ -100,10 +113,7 @@ TEST_F(AgentReloadTest, ADigestFileThatIsAFifoIsRefusedAtOnceNotRead)
     EXPECT_EQ(reload(), "");  // nothing is installed unchecked
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
-    std::string reasons;
-    for (const auto& e : fs::directory_iterator(dir / "state/rejected"))
-        if (e.path().extension() == ".reason")
-            reasons += textOf(e.path());
+    const std::string reasons = rejectedReasons();
     EXPECT_NE(reasons.find("is a FIFO"), std::string::npos) << reasons;
     EXPECT_NE(reasons.find("its digest file docker.sha256 was refused"), std::string::npos) << reasons;
     EXPECT_TRUE(units.calls.empty());
@@ -166,10 +176,7 @@ TEST_F(AgentReloadTest, TheRecoveryOfACrashedDropInUpgradeSettlesItsFiles)
     waitIdle();
     EXPECT_EQ(agent->status().lastResult, "rolled-back") << agent->status().lastError;
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
-    std::string reasons;
-    for (const auto& e : fs::directory_iterator(dir / "state/rejected"))
-        if (e.path().extension() == ".reason")
-            reasons += textOf(e.path());
+    const std::string reasons = rejectedReasons();
     EXPECT_NE(reasons.find("transaction 20261202T000000-dead rolled-back"), std::string::npos) << reasons;
     EXPECT_EQ(reload(), "");
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
