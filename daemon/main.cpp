@@ -223,6 +223,9 @@ int main(int argc, char** argv)
                 busDriver.kick();
                 notifier.ready();
                 notifier.startWatchdog();
+                // On the bus and ready first: the recovery is a transaction clients
+                // watch, and the start timeout never cuts it short.
+                co_await agent.recoverInterrupted();
                 co_await agent.warmUp();
                 malloc_trim(0);  // what start-up freed goes back before the agent idles
                 spdlog::info("armdock-agent {} ready on the {} bus; engine {}", ARMDOCK_VERSION, config.agent.bus,

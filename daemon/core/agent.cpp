@@ -65,6 +65,7 @@ struct Agent::Impl {
     std::optional<std::string> pendingRestoreOf;
     std::vector<fs::path> dropinsInFlight;
     bool reloading = false;  // reload() is reading the config or the drop-in folder off the loop
+    std::optional<JournalContents> interrupted;  // found by startUp, recovered by recoverInterrupted
 
     Impl(boost::asio::io_context& io_, boost::asio::thread_pool& pool_, UnitControl& units_, EngineApi& engine_, Config config_)
         : io(io_), pool(pool_), units(units_), engine(engine_), config(std::move(config_))
@@ -645,15 +646,34 @@ Task<void> Agent::startUp()
         d.running = true;
         d.status.transaction = pending->begin.transaction;
         d.setProgress("rolling-back", 50, "recovering interrupted transaction " + pending->begin.transaction);
-        co_await d.recoverAndFinish(std::move(*pending));
+        d.interrupted = std::move(pending);
+        co_return;
     }
+    // CurrentVersion true from the first read: what answers now, not only
+    // the last result's (warmUp asks again once the set is described).
+    try {
+        d.status.currentVersion = co_await d.engine.version(seconds(1));
+    } catch (const std::exception& e) {
+        spdlog::info("Docker does not answer on {} yet ({}); CurrentVersion is the last result's, '{}'",
+                     d.config.docker.socket.string(), e.what(), d.status.currentVersion);
+    }
+}
+
+Task<void> Agent::recoverInterrupted()
+{
+    Impl& d = *impl_;
+    if (!d.interrupted)
+        co_return;
+    JournalContents pending = std::move(*d.interrupted);
+    d.interrupted.reset();
+    co_await d.recoverAndFinish(std::move(pending));
 }
 
 Task<void> Agent::warmUp()
 {
     Impl& d = *impl_;
     const unsigned startedBefore = d.transactionsStarted;
-    if (!d.running)
+    if (!d.running && !d.warm)  // a recovery that ran describes the set as it settles
         co_await d.refreshInstalledSet();
     if (d.transactionsStarted != startedBefore || d.running)
         d.installedSetId.clear();  // a transaction changed it meanwhile; its end describes it again

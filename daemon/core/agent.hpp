@@ -37,8 +37,14 @@ public:
     Agent(boost::asio::io_context& io, boost::asio::thread_pool& pool, UnitControl& units, EngineApi& engine, Config config);
     ~Agent();
 
-    // Finishes what a crash interrupted (journal in the state folder).
+    // Before the bus name is taken, nothing long: reads the last result and
+    // the journal of a transaction a crash interrupted (then the agent is busy
+    // with its recovery: State rolling-back, Transaction its id) and, when
+    // nothing was interrupted, asks the engine its version (1 s at most).
     Task<void> startUp();
+    // After READY=1 and the bus name: finishes the interrupted transaction as
+    // one clients can watch (Finished at its end). Nothing when none was.
+    Task<void> recoverInterrupted();
     // After READY=1: describes the installed set (hashes every payload),
     // starts the health monitor and learns CurrentVersion from the engine.
     Task<void> warmUp();

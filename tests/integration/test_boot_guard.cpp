@@ -41,7 +41,7 @@ protected:
         sandbox->agentUnit(agentBinary(), configFile, env);
         sandbox->systemctl({"reset-failed", "armdock-agent.service"});
         sandbox->startUnits({"armdock-agent.service"});
-        ASSERT_TRUE(AgentClient::waitForAgent(sandbox->busAddress())) << agentLog();
+        ASSERT_TRUE(AgentClient::waitForIdleAgent(sandbox->busAddress())) << agentLog();
         client = std::make_unique<AgentClient>(sandbox->busAddress());
     }
 

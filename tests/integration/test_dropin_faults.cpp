@@ -44,7 +44,7 @@ protected:
         sandbox->agentUnit(agentBinary(), configFile, env);
         sandbox->systemctl({"reset-failed", agentUnitName});
         sandbox->startUnits({agentUnitName});
-        ASSERT_TRUE(AgentClient::waitForAgent(sandbox->busAddress())) << agentLog();
+        ASSERT_TRUE(AgentClient::waitForIdleAgent(sandbox->busAddress())) << agentLog();
         client = std::make_unique<AgentClient>(sandbox->busAddress());
     }
 

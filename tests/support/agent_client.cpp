@@ -117,4 +117,23 @@ bool AgentClient::waitForAgent(const std::string& busAddress, std::chrono::milli
     return false;
 }
 
+bool AgentClient::waitForIdleAgent(const std::string& busAddress, std::chrono::milliseconds timeout)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    if (!waitForAgent(busAddress, timeout))
+        return false;
+    AgentClient client(busAddress);
+    while (std::chrono::steady_clock::now() < deadline) {
+        try {
+            const std::string state = client.property("State");
+            if (state == "idle" || state == "failed")
+                return true;
+        } catch (const sdbus::Error&) {
+            // Between the name and the object, or gone again: ask again.
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
 }  // namespace armdock::test

@@ -47,6 +47,9 @@ public:
     std::string waitFinished(const std::string& tx, std::chrono::milliseconds timeout = std::chrono::seconds(120));
     // Waits until the agent owns its name on the bus.
     static bool waitForAgent(const std::string& busAddress, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // Waits until the agent owns its name and runs no transaction (State idle
+    // or failed): a start after a crash takes the name first, then recovers.
+    static bool waitForIdleAgent(const std::string& busAddress, std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
 private:
     std::unique_ptr<sdbus::IConnection> connection_;

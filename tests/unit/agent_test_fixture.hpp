@@ -203,6 +203,7 @@ protected:
     Task<void> startAndWarmUp()
     {
         co_await agent->startUp();
+        co_await agent->recoverInterrupted();  // main takes the bus name between these two
         co_await agent->warmUp();
     }
 

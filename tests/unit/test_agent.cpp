@@ -182,5 +182,61 @@ TEST_F(AgentReloadTest, TheRecoveryOfACrashedDropInUpgradeSettlesItsFiles)
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
 }
 
+// Start-up runs before the bus name is taken: it only finds the interrupted
+// transaction and marks the agent busy with it; the recovery itself comes
+// after, as a transaction with its Finished.
+class AgentStartUpTest : public AgentFixture {
+protected:
+    template <typename Make>
+    void runTask(Make make)
+    {
+        bool done = false;
+        boost::asio::co_spawn(io, make(), [&](std::exception_ptr e) {
+            done = true;
+            if (e)
+                std::rethrow_exception(e);
+        });
+        runUntil([&] { return done; });
+    }
+    void makeAgent()
+    {
+        agent = std::make_unique<Agent>(io, pool, units, *engine, config);
+        recorder.agent = agent.get();
+        agent->addObserver(&recorder);
+        agent->setVersionProbe([](const fs::path&, const std::vector<std::string>&) { return std::string("1.0.0"); });
+    }
+};
+
+TEST_F(AgentStartUpTest, StartUpFindsTheInterruptedTransactionAndTheRecoveryRunsAfterIt)
+{
+    {
+        TransactionJournal journal(dir / "state");
+        journal.begin({"20261202T000000-cafe", "upgrade", {{"docker", enginePath(), {}, oldEngineSha}}, {}});
+    }
+    makeAgent();
+    runTask([this] { return agent->startUp(); });
+    EXPECT_TRUE(agent->busy());
+    EXPECT_EQ(agent->status().state, "rolling-back");
+    EXPECT_EQ(agent->status().transaction, "20261202T000000-cafe");
+    EXPECT_TRUE(units.calls.empty()) << "start-up touched a unit: " << units.calls.front();
+    EXPECT_TRUE(recorder.finishedCalls.empty());
+    EXPECT_THROW(agent->rollback(), AgentError);  // Busy while the recovery waits to run
+
+    runTask([this] { return agent->recoverInterrupted(); });
+    EXPECT_FALSE(agent->busy());
+    ASSERT_EQ(recorder.finishedCalls.size(), 1u);
+    EXPECT_EQ(std::get<0>(recorder.finishedCalls[0]), "20261202T000000-cafe");
+    EXPECT_FALSE(fs::exists(dir / "state/transaction.journal"));
+}
+
+TEST_F(AgentStartUpTest, StartUpLearnsTheRunningEnginesVersion)
+{
+    makeAgent();
+    runTask([this] { return agent->startUp(); });
+    EXPECT_FALSE(agent->busy());
+    EXPECT_EQ(agent->status().currentVersion, "1.0.0") << "no last result: the version is the engine's answer";
+    EXPECT_TRUE(units.calls.empty());
+}
+
 }  // namespace
 }  // namespace armdock::test
