@@ -2,8 +2,10 @@
 # Installs what is needed, builds (with the fault points compiled in), runs
 # every test, then builds the fuzz targets with clang (a build dir of its own,
 # $FUZZ_BUILD_DIR) and runs each for a short bounded time (tests/fuzz), and
-# ends with one line "N passed, N failed" counting test cases of both.
-# FUZZ=0 leaves the fuzz step out.
+# ends with one line "N passed, N failed" counting test cases of all.
+# Between the two, the unit and glue tests run again built with
+# ThreadSanitizer (a build dir of its own, $TSAN_BUILD_DIR; only their
+# targets are built). FUZZ=0 and TSAN=0 leave those steps out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -15,6 +17,26 @@ GTEST_OUTPUT="xml:$(pwd)/$results/" meson test -C "$BUILD_DIR" --print-errorlogs
 status=$?
 
 testlogs=()
+if [ "${TSAN:-1}" != 0 ]; then
+  tsan_dir=${TSAN_BUILD_DIR:-build-tsan}
+  tsan_log="$tsan_dir/meson-logs/testlog.json"
+  rm -f "$tsan_log"
+  testlogs+=("$tsan_log")  # missing when the build fails: counted as a failure
+  echo "== unit and glue tests under ThreadSanitizer ($tsan_dir, -O0)"
+  start=$SECONDS
+  if { [ -f "$tsan_dir/build.ninja" ] ||
+       meson setup "$tsan_dir" -Db_sanitize=thread -Dbuildtype=debug -Dtests=true -Dfault_injection=false; } &&
+     targets=$(python3 scripts/test-targets.py "$tsan_dir" unit glue) &&
+     ninja -C "$tsan_dir" $targets; then
+    built=$SECONDS
+    # A report makes the test exit 66 (TSan's default exitcode): a failure.
+    TSAN_OPTIONS="second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
+      meson test -C "$tsan_dir" --no-rebuild --suite unit --suite glue --print-errorlogs --num-processes 1 || status=1
+    echo "== ThreadSanitizer build $((built - start)) s, tests $((SECONDS - built)) s"
+  else
+    status=1
+  fi
+fi
 if [ "${FUZZ:-1}" != 0 ]; then
   fuzz_dir=${FUZZ_BUILD_DIR:-build-fuzz}
   fuzz_log="$fuzz_dir/meson-logs/testlog.json"

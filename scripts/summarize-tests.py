@@ -6,9 +6,9 @@ not a GoogleTest) counts as one case, passed or failed by its exit status.
 Prints "N passed, N failed" as the last line; exits 1 when anything failed.
 
 Usage: summarize-tests.py TESTLOG XML_DIR [TESTLOG...]
-Further test logs (the fuzz build's, whose tests are no GoogleTests) are
-folded into the same count; a test log that does not exist (its build
-failed) counts as one failed case.
+Further test logs (the ThreadSanitizer build's and the fuzz build's) are
+folded into the same count, each test run one case; a test log that does
+not exist (its build failed) counts as one failed case.
 """
 import json
 import os
@@ -35,19 +35,21 @@ def main(testlog, xml_dir, *more_testlogs):
                 skipped += 1
             else:
                 passed += 1
-    lines = []
+    lines = []  # (from the main test log?, line)
     for path in (testlog, *more_testlogs):
         try:
             with open(path) as log:
-                lines.extend(log)
+                lines.extend((path == testlog, line) for line in log)
         except OSError as error:
             failed += 1
             print(f"FAILED: no test log {path} ({error.strerror}); did its build fail?")
-    for line in lines:
+    for main_log, line in lines:
         entry = json.loads(line)
         binary = os.path.basename(entry.get("cmd", [""])[0])
         ok = entry.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
-        if binary in reported:
+        # The XML reports are the main build's; a further build's run of the
+        # same binary (ThreadSanitizer's) is one case of its own.
+        if main_log and binary in reported:
             if not ok:  # the report exists but the binary still failed (crash after tests, leak check...)
                 failed += 1
                 print(f"FAILED: {entry.get('name')} exited with {entry.get('returncode')}")

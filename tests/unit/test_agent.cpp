@@ -238,5 +238,37 @@ TEST_F(AgentStartUpTest, StartUpLearnsTheRunningEnginesVersion)
     EXPECT_TRUE(units.calls.empty());
 }
 
+// Run under ThreadSanitizer by the test command: a Reload replaces the config
+// on the loop while a pool thread still hashes the installed set; the
+// hashing must read its own copy of the payloads, not the config.
+TEST_F(AgentStartUpTest, AReloadWhileTheInstalledSetIsHashedLeavesTheHashingItsOwnCopy)
+{
+    {
+        std::ofstream big(enginePath(), std::ios::app | std::ios::binary);
+        const std::string chunk(1 << 20, 'x');
+        for (int i = 0; i < 64; ++i)
+            big << chunk;
+    }
+    oldEngineSha = sha256OfFile(enginePath());
+    engine->versionOf[oldEngineSha] = "1.0.0";
+    makeAgent();
+    runTask([this] { return agent->startUp(); });
+    bool warm = false;
+    bool reloaded = false;
+    std::exception_ptr reloadError;
+    boost::asio::co_spawn(io, agent->warmUp(), [&](std::exception_ptr e) {
+        warm = true;
+        if (e)
+            std::rethrow_exception(e);
+    });
+    agent->reload([&](const std::string&, std::exception_ptr e) {
+        reloaded = true;
+        reloadError = e;
+    });
+    runUntil([&] { return warm && reloaded; });
+    EXPECT_FALSE(reloadError);
+    EXPECT_EQ(agent->listBackups().size(), 0u);
+}
+
 }  // namespace
 }  // namespace armdock::test
