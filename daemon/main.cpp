@@ -1,20 +1,16 @@
-// armdock-agent: parse options, load the config, wire the loop, the bus, the
-// agent and systemd together, then run. The logic lives in core/.
+// armdock-agent: parse options, load the config, build the loop, the bus, the
+// agent and its systemd glue, then run. The logic lives in core/; start-up
+// and signals in systemd/service_lifecycle.
 #include <utility>  // before Boost 1.74 Asio headers, which need std::exchange
 
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
 
 #include <charconv>
-#include <cstdio>
-#include <cstring>
 #include <iostream>
 #include <string>
 
@@ -28,6 +24,7 @@
 #include "dbus/asio_bus.hpp"
 #include "dbus/sdbus_compat.hpp"
 #include "docker/docker_client.hpp"
+#include "systemd/service_lifecycle.hpp"
 #include "systemd/service_notifier.hpp"
 #include "systemd/systemd_units.hpp"
 
@@ -109,21 +106,15 @@ void tuneAllocator()
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 }
 
-}  // namespace
-
-int main(int argc, char** argv)
+// --guard-engine, --check-config, or a config the agent can run with.
+// Returns an exit code to leave with, or -1 to run with `config`.
+int prepare(Options& options, armdock::Config& config)
 {
     using namespace armdock;
-    tuneAllocator();
-    Options options;
-    if (int code = parseOptions(argc, argv, options); code >= 0)
-        return code;
     if (options.guardEngine) {
         options.guard.configFile = options.configFile;
         return runEngineGuard(options.guard, std::cerr);
     }
-
-    Config config;
     try {
         config = loadConfig(options.configFile);
         if (options.checkOnly) {
@@ -137,117 +128,54 @@ int main(int argc, char** argv)
         std::cerr << "armdock-agent: " << e.what() << "\n";
         return exitConfigError;
     }
+    return -1;
+}
 
+// The objects, the bus name requested last (by the start-up, after the
+// state folder is read), and the loop.
+int run(const armdock::Config& config)
+{
+    using namespace armdock;
+    // The connection is declared before the io_context so that it outlives
+    // every handler the loop still holds when it is destroyed.
+    auto connection = openBusConnection(config.agent.bus);
+    boost::asio::io_context io;
+    boost::asio::thread_pool pool(2);
+    AsioBusDriver busDriver(io, *connection);
+    SystemdUnits units(io, *connection, busDriver);
+    DockerClient docker(io, config.docker.socket);
+    Agent agent(io, pool, units, docker, config);
+    ServiceNotifier notifier(io);
+    notifier.followStatus(agent.status());
+    agent.addObserver(&notifier);
+    std::unique_ptr<AgentObject> object;
+    ServiceLifecycle lifecycle(io, agent, notifier, [&] {
+        object = std::make_unique<AgentObject>(*connection, agent, busDriver);
+        connection->requestName(compat::ServiceName{"io.armdock.Agent1"});
+        busDriver.kick();
+    });
+    lifecycle.start();
+    io.run();
+    pool.stop();
+    pool.join();
+    return lifecycle.exitCode();
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    tuneAllocator();
+    Options options;
+    armdock::Config config;
+    if (int code = parseOptions(argc, argv, options); code >= 0)
+        return code;
+    if (int code = prepare(options, config); code >= 0)
+        return code;
     try {
-        // The connection is declared before the io_context so that it outlives
-        // every handler the loop still holds when it is destroyed.
-        auto connection = openBusConnection(config.agent.bus);
-        boost::asio::io_context io;
-        boost::asio::thread_pool pool(2);
-        AsioBusDriver busDriver(io, *connection);
-        SystemdUnits units(io, *connection, busDriver);
-        DockerClient docker(io, config.docker.socket);
-        Agent agent(io, pool, units, docker, config);
-        ServiceNotifier notifier(io);
-        notifier.followStatus(agent.status());
-        agent.addObserver(&notifier);
-        std::unique_ptr<AgentObject> object;
-        bool stopping = false;
-
-        // A stop never abandons Docker mid-transaction: the running transaction
-        // is cancelled at its next safe point (before the stop nothing changes;
-        // after the swap it rolls back and starts Docker), and the loop ends
-        // once it has finished. A second signal stops at once; the journal makes
-        // that safe too (the next start recovers).
-        boost::asio::signal_set stopSignals(io, SIGTERM, SIGINT);
-        boost::asio::steady_timer drainTimer(io);
-        std::function<void()> stopWhenIdle = [&] {
-            if (!agent.busy()) {
-                io.stop();
-                return;
-            }
-            drainTimer.expires_after(std::chrono::milliseconds(20));
-            drainTimer.async_wait([&](const boost::system::error_code& ec) {
-                if (!ec)
-                    stopWhenIdle();
-            });
-        };
-        std::function<void()> waitForStop = [&] {
-            stopSignals.async_wait([&](const boost::system::error_code& ec, int signal) {
-                if (ec)
-                    return;
-                notifier.stopping();
-                if (agent.busy() && !stopping) {
-                    stopping = true;
-                    spdlog::warn("signal {}: cancelling transaction {} before stopping; send it again to stop at once",
-                                 signal, agent.status().transaction);
-                    agent.cancel();
-                    stopWhenIdle();
-                    waitForStop();
-                    return;
-                }
-                spdlog::info("signal {}: stopping", signal);
-                io.stop();
-            });
-        };
-        waitForStop();
-        boost::asio::signal_set reloadSignal(io, SIGHUP);
-        std::function<void()> waitForReload = [&] {
-            reloadSignal.async_wait([&](const boost::system::error_code& ec, int) {
-                if (ec)
-                    return;
-                notifier.reloading();
-                agent.reload([&](const std::string& tx, std::exception_ptr error) {
-                    if (object)
-                        object->refreshAllowedGroups();
-                    try {
-                        if (error)
-                            std::rethrow_exception(error);
-                        spdlog::info("reload: {}", tx.empty() ? "nothing waits in the drop-in folder" : "upgrade " + tx + " started");
-                    } catch (const std::exception& e) {
-                        spdlog::error("reload: {}", e.what());
-                    }
-                    notifier.ready();
-                });
-                waitForReload();
-            });
-        };
-        waitForReload();
-
-        boost::asio::co_spawn(
-            io,
-            [&]() -> Task<void> {
-                co_await agent.startUp();
-                object = std::make_unique<AgentObject>(*connection, agent, busDriver);
-                connection->requestName(compat::ServiceName{"io.armdock.Agent1"});
-                busDriver.kick();
-                notifier.ready();
-                notifier.startWatchdog();
-                // On the bus and ready first: the recovery is a transaction clients
-                // watch, and the start timeout never cuts it short.
-                co_await agent.recoverInterrupted();
-                co_await agent.warmUp();
-                malloc_trim(0);  // what start-up freed goes back before the agent idles
-                spdlog::info("armdock-agent {} ready on the {} bus; engine {}", ARMDOCK_VERSION, config.agent.bus,
-                             agent.status().currentVersion.empty() ? "not answering" : agent.status().currentVersion);
-            },
-            [&](std::exception_ptr e) {
-                if (!e)
-                    return;
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& x) {
-                    spdlog::critical("start-up failed: {}", x.what());
-                }
-                io.stop();
-                std::exit(1);
-            });
-        io.run();
-        pool.stop();
-        pool.join();
+        return run(config);
     } catch (const std::exception& e) {
         spdlog::critical("armdock-agent: {}", e.what());
         return 1;
     }
-    return 0;
 }

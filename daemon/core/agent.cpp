@@ -517,9 +517,26 @@ struct Agent::Impl {
         boost::asio::co_spawn(io, runAndFinish(std::move(plan), pickNext), boost::asio::detached);
     }
 
+    // Observers hear of every reload's end, whatever its outcome.
+    Task<std::string> reload()
+    {
+        std::exception_ptr error;
+        std::string transaction;
+        try {
+            transaction = co_await reloadConfigAndDropins();
+        } catch (...) {
+            error = std::current_exception();
+        }
+        for (auto* o : observers)
+            o->reloaded();
+        if (error)
+            std::rethrow_exception(error);
+        co_return transaction;
+    }
+
     // Everything that touches files runs off the loop: reading the config,
     // the drop-in scan, moving refused files aside.
-    Task<std::string> reload()
+    Task<std::string> reloadConfigAndDropins()
     {
         if (running)
             noteReloadRefusedAsBusy();

@@ -30,6 +30,9 @@ public:
     virtual void propertiesChanged(const std::vector<std::string>& names) = 0;
     virtual void finished(const std::string& transaction, const std::string& result, const std::string& message) = 0;
     virtual void healthChanged(bool /*healthy*/, const std::string& /*reason*/) {}
+    // After every reload, also one refused as busy or for a broken config:
+    // what the config names outside it (the groups in /etc/group) may have changed.
+    virtual void reloaded() {}
 };
 
 }  // namespace armdock

@@ -44,7 +44,6 @@ AgentObject::~AgentObject()
 void AgentObject::refreshAllowedGroups()
 {
     const auto& names = agent_.config().agent.allowedGroups;
-    resolvedNames_ = names;
     try {
         allowedGids_ = resolveAllowedGroups(names);
     } catch (const std::exception& e) {
@@ -53,11 +52,9 @@ void AgentObject::refreshAllowedGroups()
     }
 }
 
-const std::vector<gid_t>& AgentObject::allowedGids()
+void AgentObject::reloaded()
 {
-    if (agent_.config().agent.allowedGroups != resolvedNames_)
-        refreshAllowedGroups();  // the config was reloaded behind our back
-    return allowedGids_;
+    refreshAllowedGroups();
 }
 
 void AgentObject::requireCaller()
@@ -74,7 +71,7 @@ void AgentObject::requireCaller()
     } catch (const std::exception& e) {
         throw AgentError(ErrorKind::AccessDenied, fmt::format("could not learn who is calling: {}", e.what()));
     }
-    if (callerMayCall(caller.uid, caller.gid, caller.supplementaryGids, allowedGids()))
+    if (callerMayCall(caller.uid, caller.gid, caller.supplementaryGids, allowedGids_))
         return;
     throw AgentError(ErrorKind::AccessDenied,
                      fmt::format("uid {} may not call io.armdock.Agent1 methods: only root and members of "
@@ -176,7 +173,6 @@ void AgentObject::Reload(sdbus::Result<>&& result)
     serve(result, "Reload", [&] {
         auto pending = std::make_shared<sdbus::Result<>>(std::move(result));
         agent_.reload([this, pending](const std::string& transaction, std::exception_ptr error) {
-            refreshAllowedGroups();
             if (error) {
                 replyError(*pending, "Reload", error);
             } else {

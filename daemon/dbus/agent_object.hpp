@@ -38,15 +38,14 @@ public:
     AgentObject(const AgentObject&) = delete;
     AgentObject& operator=(const AgentObject&) = delete;
 
-    // Re-resolves allowed_groups. Reload() over D-Bus does it by itself; call
-    // it after a reload that came another way (SIGHUP).
-    void refreshAllowedGroups();
-
     void propertiesChanged(const std::vector<std::string>& names) override;
     void finished(const std::string& transaction, const std::string& result, const std::string& message) override;
     void healthChanged(bool healthy, const std::string& reason) override;
+    // Every reload (over D-Bus or SIGHUP) re-resolves allowed_groups: the one path.
+    void reloaded() override;
 
 private:
+    void refreshAllowedGroups();
     void Upgrade(sdbus::Result<std::string>&& result, std::map<std::string, std::string> files,
                  std::map<std::string, sdbus::Variant> options) override;
     void UpgradeFds(sdbus::Result<std::string>&& result, std::map<std::string, sdbus::UnixFd> files,
@@ -75,11 +74,9 @@ private:
     template <typename... Results>
     void replyError(const sdbus::Result<Results...>& result, const char* method, std::exception_ptr error);
     void requireCaller();
-    const std::vector<gid_t>& allowedGids();
 
     Agent& agent_;
     AsioBusDriver& driver_;
-    std::vector<std::string> resolvedNames_;
     std::vector<gid_t> allowedGids_;
     CallerCache<compat::CallerCredentials> callers_;  // no bus round trip per call
 };
