@@ -305,7 +305,8 @@ private:
         if (!node)
             return;
         command = readStringArray(*node, "docker.smoke_command");
-        // The agent runs it with an empty environment: no PATH lookup.
+        // It runs with PATH=childPath as its whole environment (core/child_process.hpp):
+        // an absolute program says which one runs.
         if (!command.empty() && !std::filesystem::path(command.front()).is_absolute())
             fail(node->source(), "docker.smoke_command[0] must be an absolute path to the program, got "
                                      + inQuotes(command.front()));

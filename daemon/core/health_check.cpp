@@ -5,6 +5,7 @@
 // containers have to come back), the smoke command gets what is left, at
 // least minSmokeTimeout.
 #include "core/health_check.hpp"
+#include "core/child_process.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -17,17 +18,10 @@
 #include <system_error>
 #include <utility>
 
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-extern char** environ;
 
 namespace armdock {
 namespace {
@@ -360,180 +354,29 @@ Task<void> checkSmoke(boost::asio::thread_pool& pool, const HealthExpectations& 
     }
 }
 
-// ---- running a command ----
-
-struct Fd {
-    int fd = -1;
-    Fd() = default;
-    explicit Fd(int f) : fd(f) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-    void reset()
-    {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-        fd = -1;
-    }
-};
-
-// pidfd_open where the kernel has it (5.3+); -1 otherwise, then the child is
-// polled with waitpid(WNOHANG) at a short interval.
-int openPidFd(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
-void appendCapped(std::string* output, const char* data, std::size_t n)
-{
-    if (output && output->size() < maxCommandOutput) {
-        output->append(data, std::min(n, maxCommandOutput - output->size()));
-    }
-}
-
-// Reads what the pipe holds now; false at EOF.
-bool drainPipe(int fd, std::string* output)
-{
-    char buf[4096];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n > 0) {
-            appendCapped(output, buf, static_cast<std::size_t>(n));
-            continue;
-        }
-        if (n == 0) {
-            return false;
-        }
-        if (errno == EINTR) {
-            continue;
-        }
-        return errno == EAGAIN || errno == EWOULDBLOCK;
-    }
-}
-
 }  // namespace
 
 int runCommandWithTimeout(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                           std::string* output)
 {
     const std::string command = joinCommand(argv);
-    if (argv.empty()) {
+    if (argv.empty())
         throw HealthCheckFailed("smoke", "check smoke: the smoke command is empty");
+    ChildOutcome child;
+    try {
+        child = runChild(argv, timeout, maxCommandOutput);
+    } catch (const std::system_error& e) {
+        throw HealthCheckFailed("smoke", "check smoke: cannot run `" + command + "`: " + std::strerror(e.code().value()));
     }
-    const auto deadline = Clock::now() + timeout;
-
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        throw HealthCheckFailed("smoke", "check smoke: cannot run `" + command + "`: pipe: " + std::strerror(errno));
-    }
-    Fd readEnd(fds[0]);
-    Fd writeEnd(fds[1]);
-    // The child's end blocks as usual.
-    ::fcntl(writeEnd.fd, F_SETFL, ::fcntl(writeEnd.fd, F_GETFL) & ~O_NONBLOCK);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, writeEnd.fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, writeEnd.fd, STDERR_FILENO);
-
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t noSignals;
-    sigemptyset(&noSignals);
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    for (int sig : {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGCHLD, SIGUSR1, SIGUSR2}) {
-        sigaddset(&defaults, sig);
-    }
-    posix_spawnattr_setsigmask(&attr, &noSignals);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setpgroup(&attr, 0);  // its own group, so a timeout kills what it started too
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-        args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-
-    pid_t pid = -1;
-    int rc = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    writeEnd.reset();
-    if (rc != 0) {
-        throw HealthCheckFailed("smoke", "check smoke: cannot run `" + command + "`: " + std::strerror(rc));
-    }
-
-    Fd pidFd(openPidFd(pid));
-    int status = 0;
-    bool reaped = false;
-    auto tryReap = [&]() {
-        for (;;) {
-            pid_t r = ::waitpid(pid, &status, WNOHANG);
-            if (r == pid) {
-                reaped = true;
-                return;
-            }
-            if (r < 0 && errno == EINTR) {
-                continue;
-            }
-            return;
-        }
-    };
-
-    while (!reaped) {
-        auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
-        if (left.count() <= 0) {
-            break;
-        }
-        pollfd pfds[2];
-        nfds_t n = 0;
-        if (readEnd.fd >= 0) {
-            pfds[n++] = {readEnd.fd, POLLIN, 0};
-        }
-        if (pidFd.fd >= 0) {
-            pfds[n++] = {pidFd.fd, POLLIN, 0};
-        }
-        // Without a pidfd the exit is only seen by waitpid: look every 10 ms.
-        auto wait = pidFd.fd >= 0 ? left : std::min(left, milliseconds{10});
-        int pr = ::poll(pfds, n, static_cast<int>(std::min<long long>(wait.count(), 1 << 30)));
-        if (pr < 0 && errno != EINTR) {
-            break;
-        }
-        if (readEnd.fd >= 0 && !drainPipe(readEnd.fd, output)) {
-            readEnd.reset();
-        }
-        tryReap();
-    }
-
-    if (!reaped) {
-        ::kill(-pid, SIGKILL);
-        ::kill(pid, SIGKILL);
-        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        throw HealthCheckFailed("smoke", "check smoke: `" + command + "` did not finish within " +
-                                             formatDuration(timeout) + " and was killed; run it by hand to see "
-                                             "where it hangs");
-    }
-    // What the child wrote before it exited is in the pipe; a grandchild that
-    // keeps the pipe open does not hold us up.
-    if (readEnd.fd >= 0) {
-        drainPipe(readEnd.fd, output);
-    }
-    if (WIFSIGNALED(status)) {
-        throw HealthCheckFailed("smoke", "check smoke: `" + command + "` was killed by signal " +
-                                             std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) +
-                                             ")");
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (output)
+        *output = std::move(child.output);
+    if (child.end == ChildOutcome::End::TimedOut)
+        throw HealthCheckFailed("smoke", "check smoke: `" + command + "` did not finish within " + formatDuration(timeout) +
+                                             " and was killed; run it by hand to see where it hangs");
+    if (child.end == ChildOutcome::End::Signalled)
+        throw HealthCheckFailed("smoke", "check smoke: `" + command + "` was killed by signal " + std::to_string(child.code) +
+                                             " (" + strsignal(child.code) + ")");
+    return child.code;
 }
 
 ExecutableIdentity executableIdentity(const std::string& path)
