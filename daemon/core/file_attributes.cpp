@@ -105,7 +105,7 @@ std::string adviceFor(const std::string& attribute, int error, const fs::path& f
     if (attribute == capabilityAttribute)
         return "the agent needs CAP_SETFCAP in the CapabilityBoundingSet= of its unit (the shipped unit has it), or remove the "
                "capability from " + fromText + " (`setcap -r`) and set it again after the upgrade";
-    return "without SELinux loaded only CAP_SYS_ADMIN may write it: remove the stale label from " + fromText +
+    return "without SELinux loaded, a kernel with security modules lets only CAP_SYS_ADMIN write it: remove the stale label from " + fromText +
            " (`setfattr -x security.selinux`); with SELinux, the policy must let the agent relabel the file";
 }
 
