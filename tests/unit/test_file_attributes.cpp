@@ -294,6 +294,34 @@ TEST_F(AttributesKeptTest, AnEngineThatFailsItsCheckIsRolledBackWithItsAttribute
     expectNoLeftovers();
 }
 
+// The same bytes backed up again after a chmod and a setcap by hand: the
+// kept set's copy takes what the installed file is now, and a rollback to it
+// puts that back.
+TEST_F(AttributesKeptTest, AKeptSetTakesTheAttributesTheInstalledFileHasNow)
+{
+    startAgent();
+    upgradeTo(newEngine("engine-v2", "2.0.0"), "success");
+    agent->rollback();
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    ASSERT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    ASSERT_EQ(::chmod(enginePath().c_str(), 0750), 0);
+    setAttribute(enginePath(), capabilityAttribute, capabilityValue(CAP_KILL, true));
+    const FileAttributes changed = readFileAttributes(enginePath());
+    upgradeTo(newEngine("engine-v3", "3.0.0"), "success");
+    std::string v1Id;
+    for (const auto& b : agent->listBackups())
+        if (b.version == "1.0.0")
+            v1Id = b.id;
+    ASSERT_FALSE(v1Id.empty());
+    EXPECT_EQ(readFileAttributes(dir / "state/backups" / v1Id / "docker"), changed);
+    agent->rollbackTo(v1Id);
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_EQ(describeAttributes(readFileAttributes(enginePath())), describeAttributes(changed));
+}
+
 // A backup copy whose mode was changed is a damaged backup: named, marked,
 // skipped for the next healthy set, never installed.
 TEST_F(AttributesKeptTest, ABackupCopyWithOtherAttributesIsDamaged)
