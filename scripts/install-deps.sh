@@ -11,6 +11,8 @@ packages=(
   clang-14 libclang-rt-14-dev
   # the real parts the tests and the demo start
   systemd dbus docker.io containerd runc busybox-static util-linux curl iproute2
+  # setcap/getcap: the tests that give the engine a file capability
+  libcap2-bin
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,8 +1,10 @@
 #include "backup_store.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +12,7 @@
 
 #include "durable_fs.hpp"
 #include "sha_digest.hpp"
+#include "unique_fd.hpp"
 
 namespace armdock {
 
@@ -23,6 +26,51 @@ std::uint64_t nowUsec()
     return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+std::string toHex(const std::string& bytes)
+{
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string text;
+    for (unsigned char c : bytes) {
+        text += digits[c >> 4];
+        text += digits[c & 0xf];
+    }
+    return text;
+}
+
+std::string fromHex(const std::string& text)
+{
+    if (text.size() % 2 != 0)
+        throw std::runtime_error("odd hex length");
+    std::string bytes;
+    for (std::size_t i = 0; i < text.size(); i += 2)
+        bytes += static_cast<char>(std::stoi(text.substr(i, 2), nullptr, 16));
+    return bytes;
+}
+
+// Extended attributes are binary (a capability is a little-endian struct): hex in the manifest.
+nlohmann::json attributesToJson(const FileAttributes& a)
+{
+    nlohmann::json j{{"uid", a.uid}, {"gid", a.gid}, {"mode", a.mode}};
+    if (a.capability)
+        j["security.capability"] = toHex(*a.capability);
+    if (a.selinux)
+        j["security.selinux"] = toHex(*a.selinux);
+    return j;
+}
+
+FileAttributes attributesFromJson(const nlohmann::json& j)
+{
+    FileAttributes a;
+    a.uid = j.at("uid").get<uid_t>();
+    a.gid = j.at("gid").get<gid_t>();
+    a.mode = j.at("mode").get<mode_t>() & 07777;
+    if (j.contains("security.capability"))
+        a.capability = fromHex(j.at("security.capability").get<std::string>());
+    if (j.contains("security.selinux"))
+        a.selinux = fromHex(j.at("security.selinux").get<std::string>());
+    return a;
+}
+
 std::optional<BackupSet> readManifest(const fs::path& folder)
 {
     try {
@@ -32,9 +80,13 @@ std::optional<BackupSet> readManifest(const fs::path& folder)
         set.createdUsec = j.at("created_usec").get<std::uint64_t>();
         set.version = j.value("version", "");
         set.dir = folder;
-        for (const auto& m : j.at("members"))
+        for (const auto& m : j.at("members")) {
+            std::optional<FileAttributes> attributes;
+            if (m.contains("attributes"))
+                attributes = attributesFromJson(m.at("attributes"));
             set.members.push_back({m.at("name").get<std::string>(), m.at("target").get<std::string>(),
-                                   m.at("present").get<bool>(), m.value("sha256", ""), m.value("link", "")});
+                                   m.at("present").get<bool>(), m.value("sha256", ""), m.value("link", ""), attributes});
+        }
         return set;
     } catch (const std::exception&) {
         return std::nullopt;  // a half-written or foreign folder is not a backup
@@ -113,6 +165,7 @@ SetMember describeTarget(const PayloadSpec& payload)
     } else if (fs::is_regular_file(status)) {
         m.present = true;
         m.sha256 = sha256OfFile(payload.path);
+        m.attributes = readFileAttributes(payload.path);
     }
     return m;
 }
@@ -131,7 +184,9 @@ bool holdsMember(const fs::path& path, const SetMember& member)
     const auto status = fs::symlink_status(path, ec);
     if (member.isLink())
         return fs::is_symlink(status) && fs::read_symlink(path, ec) == fs::path(member.linkTarget) && !ec;
-    return fs::is_regular_file(status) && sha256OfFile(path) == member.sha256;
+    if (!fs::is_regular_file(status) || sha256OfFile(path) != member.sha256)
+        return false;
+    return !member.attributes || attributeDifference(*member.attributes, readFileAttributes(path)).empty();
 }
 
 BackupStore::BackupStore(fs::path stateDir) : dir_(stateDir / "backups"), healthFile_(stateDir / "set-health.json") {}
@@ -143,6 +198,8 @@ void BackupStore::writeManifest(const BackupSet& set, const fs::path& folder) co
         nlohmann::json member{{"name", m.name}, {"target", m.target.string()}, {"present", m.present}, {"sha256", m.sha256}};
         if (m.isLink())
             member["link"] = m.linkTarget;
+        if (m.attributes)
+            member["attributes"] = attributesToJson(*m.attributes);
         members.push_back(std::move(member));
     }
     nlohmann::json j{{"id", set.id}, {"created_usec", set.createdUsec}, {"version", set.version}, {"members", members}};
@@ -233,6 +290,7 @@ BackupStore::BackUpResult BackupStore::backUpOnDisk(const std::vector<PayloadSpe
     const std::string id = setIdOf(members);
     if (auto existing = find(id)) {
         if (existing->health != SetHealth::Damaged) {
+            refreshAttributes(*existing, members);
             existing->createdUsec = nowUsec();
             writeManifest(*existing, existing->dir);
             return {*existing, false};
@@ -251,7 +309,9 @@ BackupStore::BackUpResult BackupStore::backUpOnDisk(const std::vector<PayloadSpe
             continue;
         const auto& spec = *std::find_if(payloads.begin(), payloads.end(), [&](auto& p) { return p.name == m.name; });
         if (!m.isLink()) {  // a link is kept as its text in the manifest
-            std::string copied = copyFileDurably(spec.path, temporary / m.name, spec.mode);
+            // The copy carries what the file is as well (owner, mode, capabilities, label).
+            std::string copied = m.attributes ? copyFileWithAttributes(spec.path, temporary / m.name, *m.attributes)
+                                              : copyFileDurably(spec.path, temporary / m.name, spec.mode);
             if (copied != m.sha256)
                 throw std::runtime_error("backup of " + spec.path.string() + " failed: the file changed while it was copied; retry the upgrade");
         }
@@ -262,6 +322,27 @@ BackupStore::BackUpResult BackupStore::backUpOnDisk(const std::vector<PayloadSpe
     fsyncDirectory(temporary);
     renameDurably(temporary, set.dir);
     return {set, true};
+}
+
+void BackupStore::refreshAttributes(BackupSet& set, const std::vector<SetMember>& installed) const
+{
+    bool changed = false;
+    for (auto& kept : set.members) {
+        auto now = std::find_if(installed.begin(), installed.end(), [&](const SetMember& m) { return m.name == kept.name; });
+        if (now == installed.end() || !now->attributes || kept.isLink() || !kept.present || kept.attributes == now->attributes)
+            continue;
+        // The same bytes, installed with other attributes now (chmod, setcap by hand): the copy takes them.
+        const fs::path file = set.fileOf(kept.name);
+        UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+        if (!fd)
+            throw std::system_error(errno, std::generic_category(), "cannot open the backup copy " + file.string());
+        applyFileAttributes(fd.get(), file, *now->attributes, now->target);
+        fsyncFd(fd.get(), file);
+        kept.attributes = now->attributes;
+        changed = true;
+    }
+    if (changed)
+        spdlog::info("backup set {}: its copies now carry the owner, mode and extended attributes of the installed files", set.id);
 }
 
 std::optional<BackupSet> BackupStore::find(const std::string& id) const
@@ -330,7 +411,9 @@ BackupSet BackupStore::keepFilesOnDisk(const std::vector<std::pair<SetMember, fs
     for (const auto& [member, source] : files) {
         if (!member.present || member.isLink())
             continue;
-        if (copyFileDurably(source, temporary / member.name, 0755) != member.sha256)
+        const std::string copied = member.attributes ? copyFileWithAttributes(source, temporary / member.name, *member.attributes)
+                                                     : copyFileDurably(source, temporary / member.name, 0755);
+        if (copied != member.sha256)
             throw std::runtime_error("cannot keep " + source.string() + ": it no longer holds the file of payload " + member.name);
     }
     writeManifest(set, temporary);

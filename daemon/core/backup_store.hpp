@@ -11,6 +11,9 @@
 // noticed by a stat of that folder on each call (its link count, which counts
 // the set folders, its mtime and ctime, its inode). A manifest edited by hand
 // in place is not noticed until the next change.
+// A member's backup copy carries the owner, mode, security.capability and
+// security.selinux of the file it copies, and the manifest records them; a
+// set already kept whose files had other attributes gets the installed ones.
 // Each set also has a health, kept in <state_dir>/set-health.json by set id
 // (so it outlives a set's removal and re-creation): healthy once it passed a
 // check on this host, failed when it failed one and never passed, damaged when
@@ -31,13 +34,15 @@
 #include <vector>
 
 #include "config.hpp"
+#include "file_attributes.hpp"
 
 namespace armdock {
 
 struct SetMember {
     SetMember(std::string name_ = {}, std::filesystem::path target_ = {}, bool present_ = false, std::string sha256_ = {},
-              std::string linkTarget_ = {})
-        : name(std::move(name_)), target(std::move(target_)), present(present_), sha256(std::move(sha256_)), linkTarget(std::move(linkTarget_))
+              std::string linkTarget_ = {}, std::optional<FileAttributes> attributes_ = std::nullopt)
+        : name(std::move(name_)), target(std::move(target_)), present(present_), sha256(std::move(sha256_)), linkTarget(std::move(linkTarget_)),
+          attributes(std::move(attributes_))
     {
     }
     std::string name;
@@ -45,6 +50,12 @@ struct SetMember {
     bool present = false;    // something was at the target: a file or a symbolic link
     std::string sha256;      // of the file (of the file a link names); "" when absent or dangling
     std::string linkTarget;  // non-empty: the target was a symbolic link with this text
+    // A file's owner, mode and extended attributes (file_attributes.hpp), kept
+    // by its backup copy and recorded in the manifest; nullopt for a link, an
+    // absent member, or a set backed up by a version that did not record them
+    // (restored then as before: root's, with the payload's configured mode).
+    // Not part of the set's id: the same bytes with other attributes are the same set.
+    std::optional<FileAttributes> attributes;
 
     bool isLink() const { return !linkTarget.empty(); }
     bool operator==(const SetMember&) const = default;
@@ -77,7 +88,8 @@ SetMember describeTarget(const PayloadSpec& payload);
 // describeTarget of every payload.
 std::vector<SetMember> describeInstalledSet(const std::vector<PayloadSpec>& payloads);
 // True when `path` holds exactly what `member` records (the same link text,
-// or a regular file with its SHA-256). Hashes a file: call it off the loop.
+// or a regular file with its SHA-256 and, when recorded, its attributes).
+// Hashes a file: call it off the loop.
 bool holdsMember(const std::filesystem::path& path, const SetMember& member);
 
 class BackupStore {
@@ -133,6 +145,8 @@ private:
     void removeOnDisk(const std::string& id);
     BackupSet keepFilesOnDisk(const std::vector<std::pair<SetMember, std::filesystem::path>>& files, const std::string& version);
     void writeManifest(const BackupSet& set, const std::filesystem::path& folder) const;
+    // Gives the copies of a kept set the attributes the installed files have now, where they differ.
+    void refreshAttributes(BackupSet& set, const std::vector<SetMember>& installed) const;
 
     std::map<std::string, SetHealth> readHealth() const;
     void writeHealth(const std::map<std::string, SetHealth>& health) const;

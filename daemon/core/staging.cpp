@@ -141,8 +141,30 @@ bool isStagedFileName(std::string_view fileName)
     return marker != std::string_view::npos && marker > 1 && marker + stagedMarker.size() < fileName.size();
 }
 
+FileAttributes attributesToCarry(const std::string& payloadName, const std::filesystem::path& target, mode_t modeIfAbsent)
+{
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(std::filesystem::status(target, ec)))
+        return FileAttributes::ofNewFile(modeIfAbsent);
+    FileAttributes installed;
+    try {
+        installed = readFileAttributes(target);
+    } catch (const AttributeError& e) {
+        throw AgentError(ErrorKind::Failed, "payload " + payloadName + ": " + e.what());
+    }
+    const std::string where = "payload " + payloadName + ": the installed " + target.string() + " ";
+    const std::string carried = " (its owner and mode are carried to the new file)";
+    if (installed.uid != 0)
+        throw AgentError(ErrorKind::PayloadRejected, where + "is owned by uid " + std::to_string(installed.uid) + ", not root" + carried +
+                                                         "; chown root it, then upgrade again");
+    if (installed.mode & (S_IWGRP | S_IWOTH))
+        throw AgentError(ErrorKind::PayloadRejected, where + "is group- or world-writable (" + describeAttributes(installed) + ")" + carried +
+                                                         "; chmod go-w it, then upgrade again");
+    return installed;
+}
+
 StagedFile stageCopy(int sourceFd, const struct stat& sourceStat, const std::string& payloadName,
-                     const std::filesystem::path& target, mode_t mode, std::string_view transactionId,
+                     const std::filesystem::path& target, const FileAttributes& attributes, std::string_view transactionId,
                      const std::string& expectedSha256)
 {
     StagedFile result;
@@ -155,8 +177,9 @@ StagedFile stageCopy(int sourceFd, const struct stat& sourceStat, const std::str
             copyFailed("cannot create", result.staged, errno);
         PartialFile guard(result.staged);  // removed unless the copy completed and was accepted
         result.size = copyAndHash(sourceFd, staged.get(), result.staged, result);
-        if (::fchmod(staged.get(), mode) != 0)
-            copyFailed("cannot chmod", result.staged, errno);
+        // After the last write (a write clears setuid bits and capabilities), before the swap.
+        applyFileAttributes(staged.get(), result.staged, attributes, target);
+        result.attributes = readFileAttributes(staged.get(), result.staged);
         if (::fsync(staged.get()) != 0)
             copyFailed("cannot fsync", result.staged, errno);
         staged.reset();
@@ -164,6 +187,8 @@ StagedFile stageCopy(int sourceFd, const struct stat& sourceStat, const std::str
         verifySource(sourceFd, sourceStat, payloadName, result.size);
         verifyDigest(payloadName, expectedSha256, result.sha256);
         guard.keep();
+    } catch (const AttributeError& failure) {
+        throw AgentError(ErrorKind::Failed, "payload " + payloadName + ": staging failed: " + failure.what());
     } catch (const CopyFailure& failure) {
         throw AgentError(ErrorKind::Failed, "payload " + payloadName + ": staging failed: " + failure.what()
                                                 + "; free space or fix the folder and try again");

@@ -22,6 +22,7 @@
 #include "engine_version.hpp"
 #include "errors.hpp"
 #include "fault_point.hpp"
+#include "file_attributes.hpp"
 #include "health_check.hpp"
 #include "logging.hpp"
 #include "sha_digest.hpp"
@@ -64,9 +65,25 @@ fs::path linkReferent(const fs::path& target, const std::string& text)
     return named.is_absolute() ? named : target.parent_path() / named;
 }
 
+// How a backup file differs from the owner, mode and extended attributes its
+// manifest records ("" when it does not, or when a set of an earlier
+// version recorded none): such a set is damaged, like one with a wrong hash.
+std::string keptAttributesDamage(const SetMember& member, const FileAttributes& kept, const fs::path& backupFile)
+{
+    if (!member.attributes)
+        return {};
+    const std::string difference = attributeDifference(*member.attributes, kept);
+    if (difference.empty())
+        return {};
+    return "its copy of payload " + member.name + " (" + backupFile.string() + ") has " + difference + " (its manifest records " +
+           describeAttributes(*member.attributes) + ")";
+}
+
 // Puts `member` (a link, or a file copied from `backupFile`) at `at`, a new
-// name; a copy that does not hash to the member's SHA-256 is removed and
-// reported as a damaged backup.
+// name, with the attributes the manifest records (a set of an earlier
+// version: root's, `mode`); a copy that does not hash to the member's
+// SHA-256, or a backup file whose attributes differ from the recorded ones,
+// is reported as a damaged backup.
 void materialize(const SetMember& member, const fs::path& backupFile, const fs::path& at, mode_t mode, const std::string& setId)
 {
     removeDurably(at);
@@ -74,7 +91,17 @@ void materialize(const SetMember& member, const fs::path& backupFile, const fs::
         symlinkDurably(member.linkTarget, at);
         return;
     }
-    const std::string got = copyFileDurably(backupFile, at, mode);
+    if (member.attributes) {
+        std::string damage;
+        try {
+            damage = keptAttributesDamage(member, readFileAttributes(backupFile), backupFile);
+        } catch (const AttributeError& e) {
+            damage = e.what();
+        }
+        if (!damage.empty())
+            throw AgentError(ErrorKind::Failed, "backup set " + setId + " is damaged: " + damage + "; it is marked damaged and never installed");
+    }
+    const std::string got = copyFileWithAttributes(backupFile, at, member.attributes.value_or(FileAttributes::ofNewFile(mode)));
     if (got != member.sha256) {
         removeDurably(at);
         throw AgentError(ErrorKind::Failed, "backup set " + setId + " is damaged: its copy of payload " + member.name + " (" + backupFile.string() +
@@ -413,11 +440,13 @@ Task<void> TransactionRunner::stage(Attempt& a)
             if (!p.linkTarget.empty()) {
                 const fs::path at = stagedPathFor(p.spec->path, a.tx());
                 symlinkDurably(p.linkTarget, at);
-                out.push_back({at, p.spec->path, p.expectedSha256, "", 0});
+                out.push_back({at, p.spec->path, p.expectedSha256, "", 0, {}});
                 continue;
             }
+            // Outside the try below: a target the agent refuses is not a damaged backup.
+            const FileAttributes attributes = attributesToStage(a, p);
             try {
-                out.push_back(stageCopy(p.source.fd.get(), p.source.st, p.spec->name, p.spec->path, p.spec->mode, a.tx(), p.expectedSha256));
+                out.push_back(stageCopy(p.source.fd.get(), p.source.st, p.spec->name, p.spec->path, attributes, a.tx(), p.expectedSha256));
             } catch (const AgentError& e) {
                 if (a.isRollback() && e.kind() == ErrorKind::PayloadRejected && !a.plan.backupId.empty()) {
                     s_.backups.markHealth(a.plan.backupId, SetHealth::Damaged);
@@ -431,6 +460,33 @@ Task<void> TransactionRunner::stage(Attempt& a)
         return out;
     });
     faultPoint("after-stage");
+}
+
+// An upgrade's new file gets what the installed one is (attributesToCarry);
+// a rollback's, what its backup recorded (the backup file must still have
+// it: otherwise the set is damaged); a backup of an earlier version that
+// recorded nothing restores with the installed file's attributes.
+FileAttributes TransactionRunner::attributesToStage(Attempt& a, const PlannedPayload& p)
+{
+    if (a.isRollback() && !a.plan.backupId.empty()) {
+        const auto set = s_.backups.find(a.plan.backupId);
+        const SetMember* member = set ? set->member(p.spec->name) : nullptr;
+        if (member && member->attributes) {
+            std::string damage;
+            try {
+                damage = keptAttributesDamage(*member, readFileAttributes(p.source.fd.get(), p.source.path), p.source.path);
+            } catch (const AttributeError& e) {
+                damage = e.what();
+            }
+            if (!damage.empty()) {
+                s_.backups.markHealth(set->id, SetHealth::Damaged);
+                a.backupDamaged = true;
+                throw AgentError(ErrorKind::PayloadRejected, "backup set " + set->id + " is damaged, marked so and never installed: " + damage);
+            }
+            return *member->attributes;
+        }
+    }
+    return attributesToCarry(p.spec->name, p.spec->path, p.spec->mode);
 }
 
 Task<void> TransactionRunner::describeNewSet(Attempt& a)
@@ -451,6 +507,8 @@ Task<void> TransactionRunner::describeNewSet(Attempt& a)
                 m.present = true;
                 m.sha256 = sf->sha256;
                 m.linkTarget = p->linkTarget;
+                if (p->linkTarget.empty())
+                    m.attributes = sf->attributes;
                 holder = sf->staged;
                 fileOf[spec.name] = p->linkTarget.empty() ? sf->staged : linkReferent(spec.path, p->linkTarget);
             } else {
@@ -467,8 +525,18 @@ Task<void> TransactionRunner::describeNewSet(Attempt& a)
         const auto engineFile = fileOf[engineSpec.name];
         if (a.isRollback() && !a.plan.knownVersion.empty())
             a.newVersion = a.plan.knownVersion;
-        else if (engineFile && !engineSpec.versionArgs.empty())
+        else if (engineFile && !engineSpec.versionArgs.empty()) {
+            // The probe runs under the agent's own bounding set: say why it cannot, rather than "EPERM".
+            if (const std::string why = whyNotRunnableHere(readFileAttributes(*engineFile)); !why.empty())
+                throw AgentError(ErrorKind::PayloadRejected,
+                                 "payload " + engineSpec.name + ": the agent cannot run the new engine " + engineFile->string() + " (`" +
+                                     engineSpec.versionArgs.front() + "`) to learn its version: " + why +
+                                     ". The new file carries these from " + engineSpec.path.string() +
+                                     ". Add them to the CapabilityBoundingSet= of the agent's unit (a drop-in), or give " +
+                                     engineSpec.path.string() + " them without the effective flag (`setcap CAP+p`), or remove them from it "
+                                     "(`setcap -r`) and set them again after the upgrade");
             a.newVersion = s_.probeVersion(*engineFile, engineSpec.versionArgs);
+        }
         const PayloadSpec* init = config_.findPayload("dockerinit");
         if (!init || !fileOf[init->name])
             return;

@@ -18,6 +18,7 @@
 #include "backup_store.hpp"
 #include "config.hpp"
 #include "engine_api.hpp"
+#include "file_attributes.hpp"
 #include "journal.hpp"
 #include "source_verifier.hpp"
 #include "unit_control.hpp"
@@ -87,6 +88,7 @@ private:
     struct RollbackRequest;
     // The steps of run(), in order.
     Task<void> stage(Attempt& a);
+    FileAttributes attributesToStage(Attempt& a, const PlannedPayload& p);
     Task<void> describeNewSet(Attempt& a);
     Task<void> backUpInstalled(Attempt& a);
     Task<void> stopForSwap(Attempt& a);

@@ -106,6 +106,14 @@ protected:
 
     static std::string installedSha() { return sha256Of(sandbox->payloadPath("docker")); }
 
+    // The installed engine as the sandbox made it (root:root, 0755, no capability), for the tests after.
+    static void undecorate(const fs::path& target)
+    {
+        sandbox->run({"setcap", "-r", target.string()});
+        ::chown(target.c_str(), 0, 0);
+        ::chmod(target.c_str(), 0755);
+    }
+
     // Upgrade with `path` must fail at once with InvalidArgument; returns the message.
     static std::string refusedUpgrade(const fs::path& path)
     {
@@ -190,6 +198,60 @@ TEST_F(ShippedUnitTest, ArmdockctlUpgradesFromTmpAndFromRoot)
         EXPECT_TRUE(sandbox->ping());
         std::cout << "  armdockctl upgrade --docker " << engine.string() << ": exit " << r.exitCode << " in " << seconds << " s\n";
     }
+}
+
+// The engine's owner, mode and file capability, as a package's postinst may
+// have set them, stay through an upgrade by the agent under the shipped
+// unit's CapabilityBoundingSet= (CAP_CHOWN, CAP_FSETID, CAP_SETFCAP...). The
+// capability is one inside that set: the agent runs the new engine for its
+// version under it (the next test is about one outside it).
+TEST_F(ShippedUnitTest, TheEngineKeepsItsCapabilityOwnerAndModeThroughAnUpgrade)
+{
+    const fs::path target = sandbox->payloadPath("docker");
+    ASSERT_EQ(::chown(target.c_str(), 0, 50), 0) << std::strerror(errno);
+    ASSERT_EQ(::chmod(target.c_str(), 04750), 0) << std::strerror(errno);
+    const auto setcap = sandbox->run({"setcap", "cap_chown+ep", target.string()});
+    ASSERT_EQ(setcap.exitCode, 0) << "setcap (package libcap2-bin): " << setcap.output;
+    HostFolder folder(sandbox->dir());
+    const fs::path engine = newEngine(folder.path(), "armdock-shipped-unit-attributes");
+    const std::string tx = client->upgrade({{"docker", engine.string()}});
+    ASSERT_EQ(client->waitFinished(tx), "success") << client->property("LastError");
+    EXPECT_EQ(installedSha(), sha256Of(engine));
+    struct stat st {};
+    ASSERT_EQ(::stat(target.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(st.st_gid, 50u);
+    EXPECT_EQ(st.st_mode & 07777, 04750u);
+    const auto getcap = sandbox->run({"getcap", target.string()});
+    EXPECT_NE(getcap.output.find("cap_chown=ep"), std::string::npos) << getcap.output;
+    EXPECT_TRUE(sandbox->ping());
+    std::cout << "  after the upgrade: uid " << st.st_uid << ", gid " << st.st_gid << ", mode 0" << std::oct << (st.st_mode & 07777)
+              << std::dec << ", getcap: " << getcap.output;
+    undecorate(target);
+}
+
+// An engine whose capability (marked effective) the agent's bounding set
+// lacks cannot be run by the agent (execve: EPERM): the upgrade is refused
+// before Docker stops, naming the capability and what to do.
+TEST_F(ShippedUnitTest, AnEngineCapabilityOutsideTheAgentsBoundingSetIsRefusedBeforeDockerStops)
+{
+    const fs::path target = sandbox->payloadPath("docker");
+    const auto setcap = sandbox->run({"setcap", "cap_net_bind_service+ep", target.string()});
+    ASSERT_EQ(setcap.exitCode, 0) << "setcap (package libcap2-bin): " << setcap.output;
+    const std::string before = installedSha();
+    const pid_t dockerPid = sandbox->dockerMainPid();
+    HostFolder folder(sandbox->dir());
+    const fs::path engine = newEngine(folder.path(), "armdock-shipped-unit-bounding-set");
+    const std::string tx = client->upgrade({{"docker", engine.string()}});
+    EXPECT_EQ(client->waitFinished(tx), "rejected");
+    const std::string error = client->property("LastError");
+    for (const std::string& word : {std::string("cap_net_bind_service"), std::string("CapabilityBoundingSet="), std::string("setcap -r")})
+        EXPECT_NE(error.find(word), std::string::npos) << "LastError does not name " << word << ": " << error;
+    std::cout << "  LastError: " << error << "\n";
+    EXPECT_EQ(installedSha(), before);
+    EXPECT_EQ(sandbox->dockerMainPid(), dockerPid) << "Docker was restarted";
+    EXPECT_TRUE(sandbox->ping());
+    undecorate(target);
 }
 
 }  // namespace
