@@ -5,12 +5,22 @@
 # ends with one line "N passed, N failed" counting test cases of all.
 # Between the two, the unit and glue tests run again built with
 # ThreadSanitizer (a build dir of its own, $TSAN_BUILD_DIR; only their
-# targets are built). FUZZ=0 and TSAN=0 leave those steps out.
+# targets are built, at nice 19 while the main suite runs, whose integration
+# tests mostly wait on daemons). FUZZ=0 and TSAN=0 leave those steps out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 export BUILD_DIR=${BUILD_DIR:-build-tests}
 scripts/build.sh -Dfault_injection=true -Dtests=true || { echo "0 passed, 1 failed"; exit 1; }
+tsan_dir=${TSAN_BUILD_DIR:-build-tsan}
+if [ "${TSAN:-1}" != 0 ]; then
+  tsan_started=$SECONDS
+  ( { [ -f "$tsan_dir/build.ninja" ] ||
+      meson setup "$tsan_dir" -Db_sanitize=thread -Dbuildtype=debug -Dtests=true -Dfault_injection=false; } &&
+    targets=$(python3 scripts/test-targets.py "$tsan_dir" unit glue) &&
+    nice -n 19 ninja -C "$tsan_dir" $targets ) > "$BUILD_DIR/tsan-build.log" 2>&1 &
+  tsan_build=$!
+fi
 results="$BUILD_DIR/test-results"
 rm -rf "$results" && mkdir -p "$results"
 GTEST_OUTPUT="xml:$(pwd)/$results/" meson test -C "$BUILD_DIR" --print-errorlogs --num-processes 1 "$@"
@@ -18,22 +28,18 @@ status=$?
 
 testlogs=()
 if [ "${TSAN:-1}" != 0 ]; then
-  tsan_dir=${TSAN_BUILD_DIR:-build-tsan}
   tsan_log="$tsan_dir/meson-logs/testlog.json"
   rm -f "$tsan_log"
   testlogs+=("$tsan_log")  # missing when the build fails: counted as a failure
   echo "== unit and glue tests under ThreadSanitizer ($tsan_dir, -O0)"
-  start=$SECONDS
-  if { [ -f "$tsan_dir/build.ninja" ] ||
-       meson setup "$tsan_dir" -Db_sanitize=thread -Dbuildtype=debug -Dtests=true -Dfault_injection=false; } &&
-     targets=$(python3 scripts/test-targets.py "$tsan_dir" unit glue) &&
-     ninja -C "$tsan_dir" $targets; then
+  if wait "$tsan_build"; then
     built=$SECONDS
     # A report makes the test exit 66 (TSan's default exitcode): a failure.
     TSAN_OPTIONS="second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
       meson test -C "$tsan_dir" --no-rebuild --suite unit --suite glue --print-errorlogs --num-processes 1 || status=1
-    echo "== ThreadSanitizer build $((built - start)) s, tests $((SECONDS - built)) s"
+    echo "== ThreadSanitizer build done $((built - tsan_started)) s after it began (beside the main suite), tests $((SECONDS - built)) s"
   else
+    tail -n 40 "$BUILD_DIR/tsan-build.log"
     status=1
   fi
 fi

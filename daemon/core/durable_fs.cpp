@@ -133,6 +133,15 @@ void removeDurably(const std::filesystem::path& file)
 
 std::string copyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to, mode_t mode)
 {
+    return copyFileDurably(from, to, [&](int fd) {
+        if (::fchmod(fd, mode) != 0)
+            throwErrno(errno, "cannot chmod", to);
+    });
+}
+
+std::string copyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to,
+                            const std::function<void(int fd)>& finish)
+{
     UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
     if (!in)
         throwErrno(errno, "cannot open", from);
@@ -153,8 +162,7 @@ std::string copyFileDurably(const std::filesystem::path& from, const std::filesy
         digest.update(buffer.data(), static_cast<std::size_t>(got));
         writeAll(out.get(), buffer.data(), static_cast<std::size_t>(got), to);
     }
-    if (::fchmod(out.get(), mode) != 0)
-        throwErrno(errno, "cannot chmod", to);
+    finish(out.get());
     fsyncFd(out.get(), to);
     fsyncDirectory(folderOf(to));
     partial.keep();

@@ -46,6 +46,11 @@ void removeDurably(const std::filesystem::path& file);
 // Copies `from` to `to` (created with `mode`, replacing nothing: fails if `to`
 // exists), fsyncs it, and returns the SHA-256 of what was copied (hex).
 std::string copyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to, mode_t mode);
+// The same, with `finish(fd)` instead of the chmod: it runs on the new file
+// after its last byte is written and before the fsync (a write clears
+// setuid bits and capabilities, so attributes are given there).
+std::string copyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to,
+                            const std::function<void(int fd)>& finish);
 
 // Reads `file` from the start in chunks of `chunkSize` bytes and hands each to
 // `chunk` until it returns false (then returns true) or the file ends (then

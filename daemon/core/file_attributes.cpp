@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "durable_fs.hpp"
-#include "sha_digest.hpp"
 #include "unique_fd.hpp"
 
 namespace armdock {
@@ -23,7 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::size_t chunkSize = 1 << 20;
 
 // Indexed by capability number, as in linux/capability.h.
 constexpr const char* capabilityNameTable[] = {
@@ -122,19 +120,6 @@ void setAttribute(int fd, const char* attribute, const std::string& value, const
         cannotApply(attribute, what, name, errno, from);
 }
 
-void writeAll(int fd, const char* data, std::size_t size, const fs::path& name)
-{
-    while (size > 0) {
-        ssize_t written = ::write(fd, data, size);
-        if (written < 0 && errno == EINTR)
-            continue;
-        if (written < 0)
-            throw std::system_error(errno, std::generic_category(), "cannot write " + name.string());
-        data += written;
-        size -= static_cast<std::size_t>(written);
-    }
-}
-
 std::uint32_t littleEndian32(std::string_view raw, std::size_t at)
 {
     std::uint32_t value = 0;
@@ -199,32 +184,7 @@ void applyFileAttributes(int fd, const fs::path& name, const FileAttributes& wan
 
 std::string copyFileWithAttributes(const fs::path& from, const fs::path& to, const FileAttributes& attributes)
 {
-    UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!in)
-        throw std::system_error(errno, std::generic_category(), "cannot open " + from.string());
-    UniqueFd out(::open(to.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
-    if (!out)
-        throw std::system_error(errno, std::generic_category(), "cannot create " + to.string());
-    PartialFile partial(to);
-    Digest digest(Digest::Algorithm::Sha256);
-    std::vector<char> buffer(chunkSize);
-    for (;;) {
-        ssize_t got = ::read(in.get(), buffer.data(), buffer.size());
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            throw std::system_error(errno, std::generic_category(), "cannot read " + from.string());
-        if (got == 0)
-            break;
-        digest.update(buffer.data(), static_cast<std::size_t>(got));
-        writeAll(out.get(), buffer.data(), static_cast<std::size_t>(got), to);
-    }
-    // After the last write: a write to a file clears its setuid bits and capabilities.
-    applyFileAttributes(out.get(), to, attributes, from);
-    fsyncFd(out.get(), to);
-    fsyncDirectory(to.parent_path().empty() ? fs::path(".") : to.parent_path());
-    partial.keep();
-    return digest.hexDigest();
+    return copyFileDurably(from, to, [&](int fd) { applyFileAttributes(fd, to, attributes, from); });
 }
 
 std::string describeAttributes(const FileAttributes& a)

@@ -24,10 +24,11 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* agentUnitName = "armdock-agent.service";
-// The sandbox's agent unit has TimeoutStartSec=30; the restored engine's
-// check alone (its grace period) takes longer.
-constexpr int graceSec = 35;
-constexpr int startTimeoutSec = 30;
+// The agent's unit gets a start timeout the restored engine's check alone
+// (its grace period) outlasts.
+constexpr int graceSec = 14;
+constexpr int startTimeoutSec = 10;
+const std::string startTimeoutLine = "TimeoutStartSec=" + std::to_string(startTimeoutSec) + "\n";
 
 fs::path ctlBinary()
 {
@@ -82,7 +83,7 @@ TEST_F(RecoveryWatchTest, ARecoveryLongerThanTheStartTimeoutIsWatchedToItsFinish
     ASSERT_NE(sha256Of(sandbox->payloadPath("docker")), oldEngineSha) << "the swap did not happen";
 
     // Started again as systemd would after the crash, without waiting for it.
-    sandbox->agentUnit(agentBinary(), configFile);
+    sandbox->agentUnit(agentBinary(), configFile, {}, startTimeoutLine);
     sandbox->systemctl({"reset-failed", agentUnitName});
     const auto started = Clock::now();
     ASSERT_EQ(sandbox->systemctl({"start", "--no-block", agentUnitName}).exitCode, 0);
