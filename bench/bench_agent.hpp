@@ -10,6 +10,7 @@
 
 #include "agent_client.hpp"
 #include "bench_common.hpp"
+#include "dbus/agent_names.hpp"
 #include "sandbox.hpp"
 
 namespace armdock::bench {
@@ -64,7 +65,7 @@ class SignalWatcher {
 public:
     explicit SignalWatcher(const std::string& busAddress)
         : connection_(sdbus::createSessionBusConnectionWithAddress(busAddress)),
-          proxy_(sdbus::createProxy(*connection_, "io.armdock.Agent1", "/io/armdock/Agent1"))
+          proxy_(sdbus::createProxy(*connection_, armdock::agentBusName, armdock::agentObjectPath))
     {
         proxy_->uponSignal("PropertiesChanged")
             .onInterface("org.freedesktop.DBus.Properties")
@@ -78,7 +79,7 @@ public:
                 progress_.push_back({now, value.get<1>()});
             });
         proxy_->uponSignal("Finished")
-            .onInterface("io.armdock.Agent1")
+            .onInterface(armdock::agentInterfaceName)
             .call([this](const std::string& tx, const std::string& result, const std::string& message) {
                 std::lock_guard lock(mutex_);
                 finished_[tx] = {result, message};

@@ -10,6 +10,7 @@
 // by phase; ARMDOCK_BENCH_ROUNDS (default 5) rounds, ARMDOCK_BENCH_DBUS_CALLS
 // (default 2000) calls of each kind per round.
 #include "bench_agent.hpp"
+#include "dbus/agent_names.hpp"
 
 using namespace armdock::bench;
 
@@ -20,7 +21,7 @@ enum class Call { AgentProperty, AgentListBackups, SystemdProperty };
 struct Client {
     explicit Client(const std::string& bus)
         : connection(sdbus::createSessionBusConnectionWithAddress(bus)),
-          agent(sdbus::createProxy(*connection, "io.armdock.Agent1", "/io/armdock/Agent1")),
+          agent(sdbus::createProxy(*connection, armdock::agentBusName, armdock::agentObjectPath)),
           systemd(sdbus::createProxy(*connection, "org.freedesktop.systemd1", "/org/freedesktop/systemd1"))
     {
     }
@@ -28,11 +29,11 @@ struct Client {
     {
         switch (c) {
         case Call::AgentProperty:
-            (void)agent->getProperty("State").onInterface("io.armdock.Agent1").get<std::string>();
+            (void)agent->getProperty("State").onInterface(armdock::agentInterfaceName).get<std::string>();
             break;
         case Call::AgentListBackups: {
             std::vector<sdbus::Struct<std::string, std::uint64_t, std::string>> reply;
-            agent->callMethod("ListBackups").onInterface("io.armdock.Agent1").storeResultsTo(reply);
+            agent->callMethod("ListBackups").onInterface(armdock::agentInterfaceName).storeResultsTo(reply);
             if (reply.empty())
                 throw std::runtime_error("ListBackups returned no backup");
             break;

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "bench_agent.hpp"
+#include "dbus/agent_names.hpp"
 
 using namespace armdock::bench;
 
@@ -33,10 +34,10 @@ std::string kb(long v) { return std::to_string(v) + " kB"; }
 void statusCalls(const std::string& bus, int n)
 {
     auto connection = sdbus::createSessionBusConnectionWithAddress(bus);
-    auto proxy = sdbus::createProxy(*connection, "io.armdock.Agent1", "/io/armdock/Agent1");
+    auto proxy = sdbus::createProxy(*connection, armdock::agentBusName, armdock::agentObjectPath);
     for (int i = 0; i < n; ++i) {
         std::map<std::string, sdbus::Variant> all;
-        proxy->callMethod("GetAll").onInterface("org.freedesktop.DBus.Properties").withArguments(std::string("io.armdock.Agent1")).storeResultsTo(all);
+        proxy->callMethod("GetAll").onInterface("org.freedesktop.DBus.Properties").withArguments(std::string(armdock::agentInterfaceName)).storeResultsTo(all);
     }
 }
 

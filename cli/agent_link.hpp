@@ -16,18 +16,21 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
 #include "agent1_proxy.h"
+#include "dbus/agent_names.hpp"
 #include "dbus/asio_bus.hpp"
 #include "dbus/sdbus_compat.hpp"
 
 namespace armdock::cli {
 
-// The bus name is the interface's name (DESIGN.md); the path is the XML's <node name>.
-inline constexpr const char* agentBusName = io::armdock::Agent1_proxy::INTERFACE_NAME;
-inline constexpr const char* agentObjectPath = "/io/armdock/Agent1";
+using armdock::agentBusName;
+using armdock::agentObjectPath;
+static_assert(std::string_view(agentBusName) == io::armdock::Agent1_proxy::INTERFACE_NAME,
+              "the bus name is the interface's name, as the XML spells it");
 
 // The State and Progress properties as last seen: primed with one read,
 // then kept up to date from each PropertiesChanged's values (so that every

@@ -151,7 +151,7 @@ int run(const armdock::Config& config)
     std::unique_ptr<AgentObject> object;
     ServiceLifecycle lifecycle(io, agent, notifier, [&] {
         object = std::make_unique<AgentObject>(*connection, agent, busDriver);
-        connection->requestName(compat::ServiceName{"io.armdock.Agent1"});
+        connection->requestName(compat::ServiceName{agentBusName});
         busDriver.kick();
     });
     lifecycle.start();

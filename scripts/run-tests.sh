@@ -5,8 +5,9 @@
 # ends with one line "N passed, N failed" counting test cases of all.
 # Between the two, the unit and glue tests run again built with
 # ThreadSanitizer (a build dir of its own, $TSAN_BUILD_DIR; only their
-# targets are built, at nice 19 while the main suite runs, whose integration
-# tests mostly wait on daemons). FUZZ=0 and TSAN=0 leave those steps out.
+# targets are built, under SCHED_IDLE while the main suite runs, whose
+# integration tests mostly wait on daemons: the build gets only the CPU they
+# leave). FUZZ=0 and TSAN=0 leave those steps out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -18,7 +19,7 @@ if [ "${TSAN:-1}" != 0 ]; then
   ( { [ -f "$tsan_dir/build.ninja" ] ||
       meson setup "$tsan_dir" -Db_sanitize=thread -Dbuildtype=debug -Dtests=true -Dfault_injection=false; } &&
     targets=$(python3 scripts/test-targets.py "$tsan_dir" unit glue) &&
-    nice -n 19 ninja -C "$tsan_dir" $targets ) > "$BUILD_DIR/tsan-build.log" 2>&1 &
+    chrt --idle 0 nice -n 19 ninja -C "$tsan_dir" $targets ) > "$BUILD_DIR/tsan-build.log" 2>&1 &
   tsan_build=$!
 fi
 results="$BUILD_DIR/test-results"

@@ -25,7 +25,6 @@ ninja -C "$BUILD_DIR" daemon/armdock-agent tests/integration/test_crash_recovery
 
 export ARMDOCK_AGENT_BINARY=$PWD/$BUILD_DIR/daemon/armdock-agent
 export ARMDOCK_ENGINES_DIR=$PWD/$BUILD_DIR/tests/integration
-export ARMDOCK_TRANSACTION_SOURCE=$PWD/daemon/core/transaction.cpp
 export ARMDOCK_GUARD_DROPIN=$PWD/units/docker.service.d/armdock-guard.conf
 filter='*KillAtRandomInstants*'
 [[ ${SOAK_FAULT_POINTS:-0} == 1 ]] && filter='*KillAtRandomInstants*:*KillAtEveryFaultPoint*'

@@ -1,5 +1,5 @@
 // The agent's configuration (/etc/armdock/agent.toml), parsed with toml++.
-// Every key has the default of DESIGN.md (the Docker 1.10 layout); unknown
+// Every key has the default config/agent.toml shows (the Docker 1.10 layout); unknown
 // keys, wrong types and impossible values are ConfigErrors whose message
 // starts with FILE:LINE:COLUMN.
 #pragma once

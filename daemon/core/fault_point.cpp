@@ -10,8 +10,9 @@
 
 namespace armdock {
 
-void faultPoint(const char* name)
+void faultPoint(FaultPointName point)
 {
+    const char* name = point.name();
     const char* wanted = std::getenv("ARMDOCK_FAULT");
     if (wanted == nullptr || std::strcmp(wanted, name) != 0)
         return;

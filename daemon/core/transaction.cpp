@@ -618,7 +618,7 @@ Task<void> TransactionRunner::swapAndStart(Attempt& a)
                 removeDurably(p.spec->path);
             else
                 renameDurably(stagedPathFor(p.spec->path, a.tx()), p.spec->path);
-            faultPoint(i == 0 ? "after-first-rename" : "after-rename");
+            faultPoint(i == 0 ? FaultPointName("after-first-rename") : FaultPointName("after-rename"));
         }
     });
     faultPoint("after-swap");

@@ -1,5 +1,7 @@
 #include "dbus/agent_object.hpp"
 
+#include <string_view>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -28,8 +30,11 @@ std::map<std::string, OptionValue> toOptionValues(const std::map<std::string, sd
     return values;
 }
 
+static_assert(std::string_view(agentBusName) == io::armdock::Agent1_adaptor::INTERFACE_NAME,
+              "the bus name is the interface's name, as the XML spells it");
+
 AgentObject::AgentObject(sdbus::IConnection& connection, Agent& agent, AsioBusDriver& driver)
-    : AdaptorInterfaces(connection, compat::ObjectPath{objectPath}), agent_(agent), driver_(driver)
+    : AdaptorInterfaces(connection, compat::ObjectPath{agentObjectPath}), agent_(agent), driver_(driver)
 {
     refreshAllowedGroups();
     registerAdaptor();

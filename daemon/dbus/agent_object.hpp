@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "agent1_adaptor.h"
+#include "dbus/agent_names.hpp"
 #include "dbus/caller_cache.hpp"
 #include "dbus/sdbus_compat.hpp"
 #include "core/agent.hpp"
@@ -27,9 +28,6 @@ namespace armdock {
 
 class AgentObject final : public sdbus::AdaptorInterfaces<io::armdock::Agent1_adaptor>, public AgentObserver {
 public:
-    static constexpr const char* objectPath = "/io/armdock/Agent1";
-    static constexpr const char* busName = "io.armdock.Agent1";
-
     // Registers the object and adds itself as the agent's observer.
     // `connection`, `agent` and `driver` must outlive it, and the agent must
     // not notify after it is gone (Agent has no removeObserver yet).

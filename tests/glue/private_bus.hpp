@@ -1,13 +1,13 @@
 // A private dbus-daemon for one test (its own config in a temporary folder,
-// killed by PID at the end), and a helper that runs a coroutine on an
+// started with the sandbox's spawnLogged, killed by its checked PID at the end), and a helper that runs a coroutine on an
 // io_context until it ends or a deadline passes.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <fcntl.h>
-#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include <string>
 
 #include "core/async.hpp"
+#include "sandbox.hpp"  // spawnLogged
 
 namespace armdock::test {
 
@@ -41,7 +43,8 @@ public:
 
     ~PrivateBus()
     {
-        if (pid_ > 0) {
+        // Signalled only while it is still our unreaped child.
+        if (pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0) {
             kill(pid_, SIGTERM);
             waitpid(pid_, nullptr, 0);
         }
@@ -76,42 +79,45 @@ private:
                 "</busconfig>\n";
     }
 
-    // fork + exec rather than posix_spawn: the daemon dies with the test
-    // (PR_SET_PDEATHSIG) even when the test crashes.
+    // spawnLogged: the daemon dies with the test (PR_SET_PDEATHSIG) even
+    // when the test crashes. Ready once its socket accepts a connection.
     void start()
     {
-        int out[2];
-        if (pipe2(out, O_CLOEXEC) != 0)
-            throw std::runtime_error("pipe failed");
-        const std::string configArg = "--config-file=" + (dir_ / "bus.conf").string();
-        pid_ = fork();
-        if (pid_ < 0)
-            throw std::runtime_error("fork failed");
-        if (pid_ == 0)
-            execDaemon(out[1], configArg);
-        close(out[1]);
-        address_ = readLine(out[0]);
-        close(out[0]);
-        if (address_.empty())
-            throw std::runtime_error("dbus-daemon printed no address");
+        const std::filesystem::path socket = dir_ / "bus";
+        pid_ = spawnLogged(dir_ / "dbus-daemon.log",
+                           {"/usr/bin/dbus-daemon", "--config-file=" + (dir_ / "bus.conf").string(), "--nofork", "--nopidfile"},
+                           {"PATH=/usr/bin:/bin"});
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!accepts(socket)) {
+            int status = 0;
+            if (waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                throw std::runtime_error("dbus-daemon exited: " + logText());
+            }
+            if (std::chrono::steady_clock::now() >= deadline)
+                throw std::runtime_error("dbus-daemon did not listen on " + socket.string() + " within 10 s: " + logText());
+            usleep(5000);
+        }
+        address_ = "unix:path=" + socket.string();
     }
 
-    [[noreturn]] static void execDaemon(int outFd, const std::string& configArg)
+    static bool accepts(const std::filesystem::path& socket)
     {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(outFd, STDOUT_FILENO);
-        execlp("dbus-daemon", "dbus-daemon", configArg.c_str(), "--print-address", "--nofork", "--nopidfile",
-               static_cast<char*>(nullptr));
-        _exit(127);
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return false;
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);
+        const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+        ::close(fd);
+        return connected;
     }
 
-    static std::string readLine(int fd)
+    std::string logText() const
     {
-        std::string line;
-        char c = 0;
-        while (read(fd, &c, 1) == 1 && c != '\n')
-            line += c;
-        return line;
+        std::ifstream in(dir_ / "dbus-daemon.log");
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     }
 
     std::filesystem::path dir_;

@@ -26,7 +26,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string agentInterface = "io.armdock.Agent1";
+const std::string agentInterface = agentInterfaceName;
 
 class AgentObjectTest : public AgentFixture {
 protected:
@@ -54,7 +54,7 @@ protected:
     {
         startAgent();
         object = std::make_unique<AgentObject>(*server, *agent, *serverDriver);
-        proxy = compat::makeProxy(*client, server->getUniqueName(), AgentObject::objectPath);
+        proxy = compat::makeProxy(*client, server->getUniqueName(), agentObjectPath);
     }
 
     sdbus::Variant property(const std::string& name)
@@ -136,8 +136,8 @@ protected:
             _exit(121);
         if (setgroups(groups.size(), groups.data()) != 0 || setgid(primary) != 0 || setuid(65534) != 0)
             _exit(120);
-        execlp("busctl", "busctl", call.address.c_str(), "call", call.destination.c_str(), AgentObject::objectPath,
-               "io.armdock.Agent1", call.method.c_str(), static_cast<char*>(nullptr));
+        execlp("busctl", "busctl", call.address.c_str(), "call", call.destination.c_str(), agentObjectPath,
+               agentInterfaceName, call.method.c_str(), static_cast<char*>(nullptr));
         _exit(127);
     }
 

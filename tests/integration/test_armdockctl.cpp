@@ -24,6 +24,7 @@
 
 #include "agent_client.hpp"
 #include "core/sha_digest.hpp"
+#include "dbus/agent_names.hpp"
 #include "dbus/sdbus_compat.hpp"
 #include "sandbox.hpp"
 
@@ -679,9 +680,9 @@ TEST_F(ArmdockctlTest, AnAgentWithoutUpgradeFdsGetsThePaths)
         // A stand-in for an agent older than UpgradeFds: State and Progress
         // for armdockctl's progress view, and an Upgrade that tells what it got.
         auto connection = sdbus::createSessionBusConnectionWithAddress(sandbox_->busAddress());
-        auto object = compat::makeObject(*connection, "/io/armdock/Agent1");
+        auto object = compat::makeObject(*connection, agentObjectPath);
         compat::ObjectVTable vtable(*object);
-        vtable.onInterface("io.armdock.Agent1")
+        vtable.onInterface(agentInterfaceName)
             .method("Upgrade",
                     [](const std::map<std::string, std::string>& files, const std::map<std::string, sdbus::Variant>& options) -> std::string {
                         throw compat::makeError("io.armdock.Agent1.Error.PayloadRejected",
@@ -691,7 +692,7 @@ TEST_F(ArmdockctlTest, AnAgentWithoutUpgradeFdsGetsThePaths)
             .property("State", [] { return std::string("idle"); })
             .property("Progress", [] { return sdbus::Struct<std::uint32_t, std::string>(0u, std::string()); });
         vtable.finish();
-        connection->requestName(compat::ServiceName{"io.armdock.Agent1"});
+        connection->requestName(compat::ServiceName{agentBusName});
         connection->enterEventLoopAsync();
         const fs::path engine = goodEngine("older-agent");
         const auto r = ctl({"upgrade", "--docker", engine.string()});

@@ -20,12 +20,12 @@
 #include <fstream>
 #include <iostream>
 #include <random>
-#include <regex>
 #include <set>
 #include <thread>
 
 #include "agent_sandbox_fixture.hpp"
 #include "armdock_build_config.h"
+#include "core/fault_point.hpp"
 
 namespace armdock::test {
 namespace {
@@ -76,23 +76,12 @@ const std::set<std::string> recoveryOnlyPoints = {"restore-after-copy"};
 const std::vector<const char*> recoveryPoints = {"rollback-begin",       "rollback-after-stop",    "restore-after-copy",
                                                  "restore-after-rename", "rollback-after-restore", "rollback-after-start"};
 
-// The names passed to faultPoint() in the agent's source, so that a point
-// added there and not here fails the test instead of going untested.
-std::set<std::string> faultPointsInSource()
+// Every fault point the agent has (core/fault_point.hpp's list: a call with
+// another name does not compile), so that a point added there and not here
+// fails the test instead of going untested.
+std::set<std::string> agentFaultPoints()
 {
-    std::set<std::string> names;
-    const char* source = std::getenv("ARMDOCK_TRANSACTION_SOURCE");
-    if (!source)
-        return names;
-    const std::string text = readFile(source);
-    const std::regex call(R"(faultPoint\(([^;]*)\);)");
-    const std::regex quoted(R"x("([a-z-]+)")x");
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), call); it != std::sregex_iterator(); ++it) {
-        const std::string args = (*it)[1].str();
-        for (auto q = std::sregex_iterator(args.begin(), args.end(), quoted); q != std::sregex_iterator(); ++q)
-            names.insert((*q)[1].str());
-    }
-    return names;
+    return {faultPoints.begin(), faultPoints.end()};
 }
 
 struct SetHashes {
@@ -293,15 +282,14 @@ TEST_F(CrashRecoveryTest, KillAtEveryFaultPoint)
     GTEST_SKIP() << "the agent was built without -Dfault_injection=true: no fault points to hit";
 #endif
     // The table above must name every point the agent has.
-    const auto inSource = faultPointsInSource();
-    ASSERT_FALSE(inSource.empty()) << "ARMDOCK_TRANSACTION_SOURCE is not set or names no faultPoint() calls";
+    const auto inAgent = agentFaultPoints();
     std::set<std::string> inTable = recoveryOnlyPoints;
     for (const auto& c : faultCases)
         inTable.insert(c.point);
-    for (const auto& p : inSource)
-        EXPECT_TRUE(inTable.contains(p)) << "fault point " << p << " of transaction.cpp has no case in this test";
+    for (const auto& p : inAgent)
+        EXPECT_TRUE(inTable.contains(p)) << "fault point " << p << " of core/fault_point.hpp has no case in this test";
     for (const auto& p : inTable)
-        EXPECT_TRUE(inSource.contains(p)) << "fault point " << p << " is not in transaction.cpp any more";
+        EXPECT_TRUE(inAgent.contains(p)) << "fault point " << p << " is not in core/fault_point.hpp any more";
 
     std::size_t covered = 0;
     for (const auto& c : faultCases) {
@@ -375,9 +363,9 @@ TEST_F(CrashRecoveryTest, KillAtEveryFaultPoint)
         if (HasFatalFailure())
             break;
     }
-    std::cout << "fault points covered: " << covered << " of " << inSource.size() - recoveryOnlyPoints.size()
+    std::cout << "fault points covered: " << covered << " of " << inAgent.size() - recoveryOnlyPoints.size()
               << " (and " << recoveryOnlyPoints.size() << " only a recovery reaches: KillRecoveryAgainAndAgain)" << std::endl;
-    EXPECT_EQ(covered, inSource.size() - recoveryOnlyPoints.size());
+    EXPECT_EQ(covered, inAgent.size() - recoveryOnlyPoints.size());
 }
 
 // A recovery is itself killed at each of its fault points, up to three times

@@ -7,6 +7,7 @@
 
 #include "agent_sandbox_fixture.hpp"
 #include "armdock_build_config.h"
+#include "dbus/agent_names.hpp"
 
 namespace armdock::test {
 namespace {
@@ -26,7 +27,7 @@ protected:
     // A property read with a short reply timeout: true when it was answered.
     bool answersWithin1s() const
     {
-        auto r = sandbox->busctl({"--timeout=1", "get-property", "io.armdock.Agent1", "/io/armdock/Agent1", "io.armdock.Agent1", "State"},
+        auto r = sandbox->busctl({"--timeout=1", "get-property", agentBusName, agentObjectPath, agentInterfaceName, "State"},
                                  5s);
         return r.exitCode == 0;
     }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "agent_sandbox_fixture.hpp"
+#include "dbus/agent_names.hpp"
 #include "dbus/sdbus_compat.hpp"
 
 namespace armdock::test {
@@ -19,9 +20,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr const char* agentName = "io.armdock.Agent1";
-constexpr const char* agentPath = "/io/armdock/Agent1";
-constexpr const char* agentInterface = "io.armdock.Agent1";
+constexpr const char* agentName = agentBusName;
+constexpr const char* agentPath = agentObjectPath;
+constexpr const char* agentInterface = agentInterfaceName;
 constexpr const char* propertiesInterface = "org.freedesktop.DBus.Properties";
 
 constexpr int readerCount = 50;

@@ -2,17 +2,18 @@
 
 #include <thread>
 
+#include "dbus/agent_names.hpp"
 #include "dbus/sdbus_compat.hpp"
 
 namespace armdock::test {
 
 namespace {
-constexpr const char* interfaceName = "io.armdock.Agent1";
+constexpr const char* interfaceName = agentInterfaceName;
 }
 
 AgentClient::AgentClient(const std::string& busAddress)
     : connection_(sdbus::createSessionBusConnectionWithAddress(busAddress)),
-      proxy_(compat::makeProxy(*connection_, "io.armdock.Agent1", "/io/armdock/Agent1"))
+      proxy_(compat::makeProxy(*connection_, agentBusName, agentObjectPath))
 {
 }
 
@@ -109,7 +110,7 @@ bool AgentClient::waitForAgent(const std::string& busAddress, std::chrono::milli
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         bool has = false;
-        dbus->callMethod("NameHasOwner").onInterface("org.freedesktop.DBus").withArguments(std::string("io.armdock.Agent1")).storeResultsTo(has);
+        dbus->callMethod("NameHasOwner").onInterface("org.freedesktop.DBus").withArguments(std::string(agentBusName)).storeResultsTo(has);
         if (has)
             return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));

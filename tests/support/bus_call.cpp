@@ -21,16 +21,17 @@
 #include <string>
 #include <vector>
 
+#include "dbus/agent_names.hpp"
 #include "dbus/sdbus_compat.hpp"
 
 namespace {
 
-constexpr const char* agentInterface = "io.armdock.Agent1";
+constexpr const char* agentInterface = armdock::agentInterfaceName;
 
 std::string call(sdbus::IConnection& connection, sdbus::IProxy& proxy, const std::string& what)
 {
     if (what == "Own") {
-        connection.requestName(armdock::compat::ServiceName{"io.armdock.Agent1"});
+        connection.requestName(armdock::compat::ServiceName{armdock::agentBusName});
         return "owner of io.armdock.Agent1";
     }
     if (what == "Upgrade") {
@@ -99,7 +100,7 @@ int main(int argc, char** argv)
     std::unique_ptr<sdbus::IProxy> proxy;
     try {
         connection = armdock::compat::busAt(argv[1]);
-        proxy = armdock::compat::makeProxy(*connection, "io.armdock.Agent1", "/io/armdock/Agent1");
+        proxy = armdock::compat::makeProxy(*connection, armdock::agentBusName, armdock::agentObjectPath);
     } catch (const std::exception& e) {
         std::printf("cannot connect to %s: %s\n", argv[1], e.what());
         return 2;
