@@ -7,19 +7,22 @@
 #
 #   scripts/demo.sh [BUILD_DIR]        (default ./build; needs root)
 #
-# Uses BUILD_DIR/daemon/armdock-agent and BUILD_DIR/tests/integration/engine_exits.
+# Uses BUILD_DIR/daemon/armdock-agent, BUILD_DIR/cli/armdockctl (which drives the
+# agent, as an operator would) and BUILD_DIR/tests/integration/engine_exits.
 # Everything it starts is stopped by PID on exit, also on failure or Ctrl-C.
 # ARMDOCK_KEEP_SANDBOX=1 keeps the temp folder (logs, units, config).
 set -euo pipefail
 
 BUILD=$(realpath "${1:-./build}")
 AGENT=$BUILD/daemon/armdock-agent
+CTL=$BUILD/cli/armdockctl
 BAD_ENGINE=$BUILD/tests/integration/engine_exits
 REAL_DOCKERD=/usr/sbin/dockerd
 
 die() { echo "demo: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (mount namespace, cgroups)"
 [ -x "$AGENT" ] || die "no agent at $AGENT (build first: ninja -C $BUILD)"
+[ -x "$CTL" ] || die "no armdockctl at $CTL"
 [ -x "$BAD_ENGINE" ] || die "no test engine at $BAD_ENGINE"
 for tool in unshare systemctl busctl dbus-daemon containerd curl "$REAL_DOCKERD"; do
     command -v "$tool" >/dev/null || die "missing $tool"
@@ -30,7 +33,6 @@ chmod 0711 "$T"
 CG_NAME=armdock-sandbox-demo-${T##*.}
 CGROUPS=()
 MANAGER_PID=
-MONITOR_PID=
 BUS="unix:path=$T/runtime/bus"
 export XDG_RUNTIME_DIR=$T/runtime XDG_CONFIG_HOME=$T/config XDG_DATA_HOME=$T/data-home
 export DBUS_SESSION_BUS_ADDRESS=$BUS ARMDOCK_SANDBOX=$T SYSTEMD_PAGER='' SYSTEMD_COLORS=0
@@ -58,7 +60,6 @@ cleanup() {
     set +e
     trap - EXIT INT TERM
     echo "== cleaning up $T"
-    [ -n "$MONITOR_PID" ] && kill "$MONITOR_PID" 2>/dev/null
     if [ -n "$MANAGER_PID" ] && alive "$MANAGER_PID"; then
         kill -TERM "$MANAGER_PID"            # the manager stops its units
         for _ in $(seq 1500); do alive "$MANAGER_PID" || break; sleep 0.01; done
@@ -218,48 +219,16 @@ prop() {  # prints a property's value without its type
         sed -E -e 's/^[^ ]+ //; s/^"(.*)"$/\1/' -e "s/\\\\'/'/g"  # drop the type, the quotes, busctl's \' escapes
 }
 
-# "STATE | PERCENT MESSAGE" from one GetAll: one message, so State and
-# Progress always come from the same moment (two Gets could straddle a change).
-state_and_progress() {
-    busctl --address="$BUS" --json=short call io.armdock.Agent1 /io/armdock/Agent1 \
-        org.freedesktop.DBus.Properties GetAll s io.armdock.Agent1 |
-        python3 -c 'import json, sys
-p = json.load(sys.stdin)["data"][0]
-print("%s | %s %s" % (p["State"]["data"], p["Progress"]["data"][0], p["Progress"]["data"][1]))'
-}
-
-# Calls Upgrade with docker=$1, then prints State/Progress as they change until
-# Finished arrives for that transaction.
+# armdockctl upgrade, as an operator runs it: its progress lines, then its
+# exit code (0 success; rolled-back and failed have their own, armdockctl(1)).
+# Then what is installed.
 upgrade() {
-    local source=$1 log=$T/finished.$RANDOM tx line last='' seen=''
-    busctl --address="$BUS" monitor --match \
-        "type='signal',interface='io.armdock.Agent1',member='Finished'" >"$log" 2>&1 &
-    MONITOR_PID=$!
-    # Subscribed before the call, so the signal cannot be missed.
-    WAIT=10 wait_until grep -q 'Monitoring' "$log" || echo "  (busctl monitor did not confirm; going on)"
-    tx=$(busctl --address="$BUS" call "${OBJ[@]}" Upgrade 'a{ss}a{sv}' 1 docker "$source" 0) ||
-        { kill "$MONITOR_PID"; MONITOR_PID=; return 1; }
-    tx=${tx#s }; tx=${tx//\"/}
-    echo "transaction $tx"
-    local deadline=$((SECONDS + 180))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        if ! line=$(state_and_progress); then
-            echo "  the agent is gone: $(systemctl --user show -p ActiveState,Result,ExecMainStatus --value \
-                armdock-agent.service | paste -sd' ')"
-            tail -n 20 "$T/logs/armdock-agent.log" | sed 's/^/    | /'
-            kill "$MONITOR_PID" 2>/dev/null; MONITOR_PID=''
-            return 1
-        fi
-        [ "$line" != "$last" ] && { echo "  $line"; last=$line; }
-        if grep -q "$tx" "$log"; then seen=1; break; fi
-        sleep 0.02
-    done
-    kill "$MONITOR_PID" 2>/dev/null; wait "$MONITOR_PID" 2>/dev/null || true; MONITOR_PID=
-    [ -n "$seen" ] || { echo "  no Finished signal within 180 s"; return 1; }
-    echo "  LastResult=$(prop LastResult) CurrentVersion=$(prop CurrentVersion)"
-    local err; err=$(prop LastError); [ -n "$err" ] && echo "  LastError=$err"
+    local code=0
+    "$CTL" --bus "$BUS" upgrade --docker "$1" || code=$?
+    echo "  armdockctl exited $code"
     echo "  installed engine sha256 $(sha256sum "$T/root/usr/bin/dockerd" | cut -c1-16)…," \
          "ping: $(curl -s --max-time 5 --unix-socket "$T/docker.sock" http://docker/_ping || echo none)"
+    return 0
 }
 
 echo "  before: engine sha256 $(sha256sum "$T/root/usr/bin/dockerd" | cut -c1-16)… version $(prop CurrentVersion)"
@@ -275,6 +244,7 @@ install -m 0755 -o root -g root "$BAD_ENGINE" "$T/new/engine_exits"
 upgrade "$T/new/engine_exits"
 [ "$(prop LastResult)" = rolled-back ] || echo "demo: expected rolled-back" >&2
 
-echo "== backups"
-busctl --address="$BUS" call "${OBJ[@]}" ListBackups || true
+echo "== status and backups"
+"$CTL" --bus "$BUS" --docker-socket "$T/docker.sock" status || true
+"$CTL" --bus "$BUS" backups || true
 echo "== done"

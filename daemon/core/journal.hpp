@@ -1,8 +1,10 @@
 // The transaction journal: one file in the state folder, one JSON object per
 // line, each line fsync'ed before the step it announces takes effect. A
-// restart after a crash reads it to decide the recovery (see recovery in
-// agent.cpp): no "backed-up" line -> nothing outside the staged files was
-// touched; "backed-up" without "committed" -> restore the backed-up set.
+// restart after a crash reads it to decide the recovery
+// (TransactionRunner::recover in transaction.cpp; the format and the crash
+// rule in docs/design.md): no "backed-up" line -> nothing outside the staged
+// files was touched; "backed-up" without "committed" -> restore the
+// backed-up set.
 #pragma once
 
 #include <filesystem>
