@@ -65,6 +65,7 @@ struct Agent::Impl {
     std::optional<std::string> pendingRestoreOf;
     std::vector<fs::path> dropinsInFlight;
     bool reloading = false;  // reload() is reading the config or the drop-in folder off the loop
+    bool stopping = false;   // refuseNewTransactions(): the service drains and stops
     std::optional<JournalContents> interrupted;  // found by startUp, recovered by recoverInterrupted
 
     Impl(boost::asio::io_context& io_, boost::asio::thread_pool& pool_, UnitControl& units_, EngineApi& engine_, Config config_)
@@ -323,6 +324,8 @@ struct Agent::Impl {
 
     void ensureIdle() const
     {
+        if (stopping)
+            throw AgentError(ErrorKind::Busy, "armdock-agent is stopping; call again once it has started again");
         if (reloading)
             throw AgentError(ErrorKind::Busy, "a reload is re-reading the config and the drop-in folder; retry in a moment");
         if (running)
@@ -690,7 +693,8 @@ Task<void> Agent::warmUp()
 {
     Impl& d = *impl_;
     const unsigned startedBefore = d.transactionsStarted;
-    if (!d.running && !d.warm)  // a recovery that ran describes the set as it settles
+    // A recovery that ran described the set as it settled; again if that failed.
+    if (!d.running && (!d.warm || d.installedSetId.empty()))
         co_await d.refreshInstalledSet();
     if (d.transactionsStarted != startedBefore || d.running)
         d.installedSetId.clear();  // a transaction changed it meanwhile; its end describes it again
@@ -758,6 +762,7 @@ const AgentStatus& Agent::status() const { return impl_->status; }
 const Config& Agent::config() const { return impl_->config; }
 void Agent::addObserver(AgentObserver* observer) { impl_->observers.push_back(observer); }
 bool Agent::busy() const { return impl_->running; }
+void Agent::refuseNewTransactions() { impl_->stopping = true; }
 void Agent::setVersionProbe(VersionProbe probe) { impl_->probe = std::move(probe); }
 
 }  // namespace armdock

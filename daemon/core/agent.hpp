@@ -78,6 +78,9 @@ public:
     // Observers are told of every status change and every Finished, on the loop.
     void addObserver(AgentObserver* observer);
     bool busy() const;
+    // The service is stopping (SIGTERM): every call that would start a
+    // transaction answers Busy from now on, so the drain ends.
+    void refuseNewTransactions();
     // Tests replace how an engine binary's version is learned.
     void setVersionProbe(VersionProbe probe);
 

@@ -34,7 +34,7 @@ std::string resolveProgram(const std::string& program)
         if (::access(candidate.c_str(), X_OK) == 0)
             return candidate;
     }
-    return program;  // posix_spawn then fails with ENOENT
+    return {};  // not found: never run relative to the working directory
 }
 
 // pidfd_open where the kernel has it (5.3+): the child's exit wakes poll().
@@ -49,11 +49,13 @@ int openPidFd(pid_t pid)
 #endif
 }
 
-// Reads what the pipe holds now; false at EOF.
+// Reads what the pipe holds now, at most 64 KiB per call so that a child
+// writing as fast as it is read cannot keep the caller past its deadline;
+// false at EOF.
 bool drainPipe(int fd, std::string& output, std::size_t limit)
 {
     char buffer[4096];
-    for (;;) {
+    for (int reads = 0; reads < 16; ++reads) {
         const ssize_t n = ::read(fd, buffer, sizeof buffer);
         if (n > 0) {
             const std::size_t room = limit - std::min(limit, output.size());
@@ -66,6 +68,7 @@ bool drainPipe(int fd, std::string& output, std::size_t limit)
             continue;
         return errno == EAGAIN || errno == EWOULDBLOCK;
     }
+    return true;
 }
 
 [[noreturn]] void cannotRun(const std::string& program, const std::string& why, int error)
@@ -100,6 +103,11 @@ pid_t spawnChild(const std::vector<std::string>& argvIn, int outputFd)
 
     std::vector<std::string> argvStrings = argvIn;
     argvStrings[0] = resolveProgram(argvIn[0]);
+    if (argvStrings[0].empty()) {
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attributes);
+        cannotRun(argvIn[0], std::string(std::strerror(ENOENT)) + " in " + childPath, ENOENT);
+    }
     std::vector<char*> argv;
     for (auto& arg : argvStrings)
         argv.push_back(arg.data());
@@ -136,11 +144,17 @@ ChildOutcome runChild(const std::vector<std::string>& argv, milliseconds timeout
     UniqueFd pidFd(openPidFd(pid));
     int status = 0;
     bool reaped = false;
+    bool statusKnown = true;
     auto tryReap = [&] {
         for (;;) {
             const pid_t r = ::waitpid(pid, &status, WNOHANG);
-            if (r == pid || (r < 0 && errno == ECHILD)) {  // ECHILD: reaped elsewhere (SIGCHLD ignored)
+            if (r == pid) {
                 reaped = true;
+                return;
+            }
+            if (r < 0 && errno == ECHILD) {  // reaped elsewhere (SIGCHLD ignored): its status is lost
+                reaped = true;
+                statusKnown = false;
                 return;
             }
             if (r < 0 && errno == EINTR)
@@ -178,7 +192,9 @@ ChildOutcome runChild(const std::vector<std::string>& argv, milliseconds timeout
     // keeps the pipe open does not hold us up.
     if (readEnd)
         drainPipe(readEnd.get(), outcome.output, outputLimit);
-    if (WIFSIGNALED(status)) {
+    if (!statusKnown) {
+        outcome.code = -1;  // never read as success
+    } else if (WIFSIGNALED(status)) {
         outcome.end = ChildOutcome::End::Signalled;
         outcome.code = WTERMSIG(status);
     } else {

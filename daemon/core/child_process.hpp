@@ -21,7 +21,7 @@ inline constexpr const char* childPath = "/usr/sbin:/usr/bin:/sbin:/bin";
 struct ChildOutcome {
     enum class End { Exited, Signalled, TimedOut };
     End end = End::Exited;
-    int code = 0;               // exit status (Exited) or signal number (Signalled)
+    int code = 0;               // exit status (Exited; -1 when it was lost) or signal number (Signalled)
     bool outputClosed = false;  // TimedOut: the child had closed its output and lingered
     std::string output;         // stdout and stderr, interleaved, capped
 };

@@ -21,7 +21,8 @@ ServiceLifecycle::ServiceLifecycle(boost::asio::io_context& io, Agent& agent, Se
 void ServiceLifecycle::start()
 {
     waitForStop();
-    waitForReload();
+    // SIGHUP is armed once READY=1 is sent (startUp): one before then waits in
+    // the signal_set instead of reloading before the bus name is taken.
     boost::asio::co_spawn(io_, startUp(), [this](std::exception_ptr e) {
         if (!e)
             return;
@@ -41,6 +42,7 @@ Task<void> ServiceLifecycle::startUp()
     goOnBus_();
     notifier_.ready();
     notifier_.startWatchdog();
+    waitForReload();
     // On the bus and ready first: the recovery is a transaction clients
     // watch, and the start timeout never cuts it short.
     co_await agent_.recoverInterrupted();
@@ -56,6 +58,7 @@ void ServiceLifecycle::waitForStop()
         if (ec)
             return;
         notifier_.stopping();
+        agent_.refuseNewTransactions();  // nothing new starts while the running one drains
         if (agent_.busy() && !draining_) {
             draining_ = true;
             spdlog::warn("signal {}: cancelling transaction {} before stopping; send it again to stop at once", signal,

@@ -6,6 +6,7 @@
 
 #include <csignal>
 
+#include "core/errors.hpp"
 #include "core/journal.hpp"
 #include "systemd/service_lifecycle.hpp"
 #include "systemd/service_notifier.hpp"
@@ -96,6 +97,41 @@ TEST_F(ServiceLifecycleTest, SigtermDuringATransactionCancelsItAndStopsOnceItEnd
     const std::string result = std::get<1>(recorder.finishedCalls[0]);
     EXPECT_TRUE(result == "cancelled" || result == "rolled-back") << result;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha) << "a cancelled upgrade left the new engine";
+}
+
+// Between the end of the drained transaction and the loop's stop, nothing new
+// may start (its upgrade would hold the stop, or be killed mid-swap).
+TEST_F(ServiceLifecycleTest, AfterSigtermNoNewTransactionStarts)
+{
+    struct UpgradeOnFinished final : AgentObserver {
+        Agent* agent = nullptr;
+        fs::path source;
+        std::string answer;
+        void propertiesChanged(const std::vector<std::string>&) override {}
+        void finished(const std::string&, const std::string&, const std::string&) override
+        {
+            try {
+                answer = "accepted " + agent->upgrade({{"docker", source.string()}}, {});
+            } catch (const AgentError& e) {
+                answer = (e.kind() == ErrorKind::Busy ? "Busy: " : "other: ") + std::string(e.what());
+            }
+        }
+    } late;
+    startLifecycle();
+    runUntil([&] { return onBus; });
+    late.agent = agent.get();
+    late.source = newEngine("engine-v3", "3.0.0");
+    agent->addObserver(&late);
+    units.onCall = [raised = false](const std::string& call) mutable {
+        if (call == "stop docker.service" && !raised) {
+            raised = true;
+            ::raise(SIGTERM);
+        }
+    };
+    agent->upgrade({{"docker", newEngine("engine-v2", "2.0.0").string()}}, {});
+    runUntil([&] { return io.stopped(); });
+    EXPECT_EQ(late.answer.rfind("Busy: armdock-agent is stopping", 0), 0u) << late.answer;
+    EXPECT_FALSE(agent->busy());
 }
 
 TEST_F(ServiceLifecycleTest, ASecondSigtermStopsAtOnce)

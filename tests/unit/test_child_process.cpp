@@ -114,6 +114,28 @@ TEST(ChildProcess, OutputIsCappedAndTheChildNeverBlocks)
     EXPECT_EQ(child.output.size(), 1000u);
 }
 
+TEST(ChildProcess, AChildWritingAsFastAsItIsReadStillEndsAtTheDeadline)
+{
+    const auto started = std::chrono::steady_clock::now();
+    const ChildOutcome child = runChild({"/usr/bin/yes"}, 300ms);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+    EXPECT_EQ(child.end, ChildOutcome::End::TimedOut);
+}
+
+// With SIGCHLD ignored the kernel reaps the child itself: its status is
+// lost, and a lost status must never read as success.
+TEST(ChildProcess, ALostExitStatusIsNotSuccess)
+{
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    struct sigaction before {};
+    ::sigaction(SIGCHLD, &ignore, &before);
+    const ChildOutcome child = runChild({"/bin/false"}, 5s);
+    ::sigaction(SIGCHLD, &before, nullptr);
+    EXPECT_EQ(child.end, ChildOutcome::End::Exited);
+    EXPECT_NE(child.code, 0);
+}
+
 TEST(ChildProcess, ALingeringChildThatClosedItsOutputIsSaidSo)
 {
     const ChildOutcome child = runChild({"/bin/sh", "-c", "exec >&- 2>&-; /bin/sleep 30"}, 300ms);
