@@ -10,6 +10,7 @@
 // by phase; ARMDOCK_BENCH_ROUNDS (default 5) rounds, ARMDOCK_BENCH_DBUS_CALLS
 // (default 2000) calls of each kind per round.
 #include "bench_agent.hpp"
+#include "core/vocabulary.hpp"
 #include "dbus/agent_names.hpp"
 
 using namespace armdock::bench;
@@ -143,7 +144,7 @@ int main()
         fs::path engine = variantOf(sandbox.payloadPath("docker"), sandbox.dir() / "docker-new", "bench-dbus");
         std::string tx = client.upgrade({{"docker", engine.string()}});
         auto [result, message] = watcher.waitFinished(tx, std::chrono::seconds(180));
-        if (result != "success") {
+        if (result != armdock::toString(armdock::TransactionResult::Success)) {
             std::cerr << "upgrade for a backup: " << result << ": " << message << "\n";
             return 1;
         }

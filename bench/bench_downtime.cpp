@@ -18,6 +18,7 @@
 //
 // ARMDOCK_BENCH_ROUNDS (default 5) sets the number of A B C rounds.
 #include "bench_agent.hpp"
+#include "core/vocabulary.hpp"
 
 using namespace armdock::bench;
 
@@ -114,7 +115,7 @@ int main()
         Run a = measure(sandbox, [&](Run&, Pinger&) {
             std::string tx = client.upgrade({{"docker", agentEngines[i % 2].string()}, {"dockerinit", agentInits[i % 2].string()}});
             auto [result, message] = watcher.waitFinished(tx, std::chrono::seconds(180));
-            if (result != "success") {
+            if (result != armdock::toString(armdock::TransactionResult::Success)) {
                 std::cerr << "agent upgrade " << tx << ": " << result << ": " << message << "\n";
                 std::exit(1);
             }

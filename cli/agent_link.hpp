@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+
+#include "core/vocabulary.hpp"
 #include <vector>
 
 #include "agent1_proxy.h"
@@ -65,7 +67,12 @@ public:
         bool healthy = true;
         std::uint64_t lastHealthCheckUsec = 0;
         std::uint32_t engineRestarts = 0;
-        bool running() const { return state != "idle" && state != "failed"; }
+        // A word this armdockctl does not know (a newer agent's) counts as running.
+        bool running() const
+        {
+            const auto known = fromString<AgentState>(state);
+            return !known || (*known != AgentState::Idle && *known != AgentState::Failed);
+        }
     };
     Snapshot snapshot();
     // Reads State and Progress into live(); call before the method call whose changes are followed.

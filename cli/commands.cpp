@@ -387,7 +387,7 @@ int runWatch(const GlobalOptions& global)
     link.call([](AgentProxy& a) { a.primeLive(); });
     const auto s = link.call([](AgentProxy& a) { return a.snapshot(); });
     say("watching armdock-agent: engine " + (s.currentVersion.empty() ? "unknown" : s.currentVersion) + ", last transaction " +
-        (s.transaction.empty() ? "none" : s.transaction + " " + s.lastResult) + " (Ctrl-C stops)");
+        (s.transaction.empty() ? str(TransactionResult::None) : s.transaction + " " + s.lastResult) + " (Ctrl-C stops)");
     view.update(s.state, s.percent, s.message);
 
     link.events().changed = show;

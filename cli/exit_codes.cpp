@@ -1,6 +1,7 @@
 #include "exit_codes.hpp"
 
 #include "core/errors.hpp"
+#include "core/vocabulary.hpp"
 
 namespace armdock::cli {
 
@@ -54,14 +55,19 @@ CliError fromDbusError(const sdbus::Error& error, const std::string& busSetting)
 
 ExitCode exitCodeOfResult(const std::string& result)
 {
-    if (result == "success")
+    switch (fromString<TransactionResult>(result).value_or(TransactionResult::Failed)) {
+    case TransactionResult::Success:
         return exitSuccess;
-    if (result == "rolled-back")
+    case TransactionResult::RolledBack:
         return exitRolledBack;
-    if (result == "rejected")
+    case TransactionResult::Rejected:
         return exitRejected;
-    if (result == "cancelled")
+    case TransactionResult::Cancelled:
         return exitCancelled;
+    case TransactionResult::None:
+    case TransactionResult::Failed:
+        break;
+    }
     return exitFailed;
 }
 

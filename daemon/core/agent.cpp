@@ -88,7 +88,7 @@ struct Agent::Impl {
             status.engineRestarts = restarts;
             notify({"EngineRestarts"});
         };
-        hooks.gaveUp = [this](const std::string& why) { setProgress("failed", 0, why); };
+        hooks.gaveUp = [this](const std::string& why) { setProgress(AgentState::Failed, 0, why); };
         monitor = std::make_unique<EngineMonitor>(io, engine, units, monitorSettings(), std::move(hooks));
     }
 
@@ -115,7 +115,7 @@ struct Agent::Impl {
         journal = std::make_unique<TransactionJournal>(config.agent.stateDir);
         TransactionRunner::Services services{pool, units, engine, *backups, *journal,
                                              [this](const fs::path& b, const std::vector<std::string>& a) { return probe(b, a); },
-                                             [this](const std::string& s, unsigned p, const std::string& m) { setProgress(s, p, m); },
+                                             [this](AgentState s, unsigned p, const std::string& m) { setProgress(s, p, m); },
                                              [this] { return cancelRequested; }};
         runner = std::make_unique<TransactionRunner>(config, std::move(services));
     }
@@ -126,7 +126,7 @@ struct Agent::Impl {
             o->propertiesChanged(names);
     }
 
-    void setProgress(const std::string& state, unsigned percent, const std::string& message)
+    void setProgress(AgentState state, unsigned percent, const std::string& message)
     {
         std::vector<std::string> changed;
         if (status.state != state) {
@@ -138,7 +138,7 @@ struct Agent::Impl {
             status.message = message;
             changed.push_back("Progress");
         }
-        LogContext::set(status.transaction, status.state);
+        LogContext::set(status.transaction, str(status.state));
         spdlog::info("{} {}%: {}", state, percent, message);
         if (!changed.empty())
             notify(changed);
@@ -151,14 +151,14 @@ struct Agent::Impl {
         cancelRequested = false;
         status.transaction = tx;
         notify({"Transaction"});
-        setProgress("verifying", 5, "sources verified; hashing and copying");
+        setProgress(AgentState::Verifying, 5, "sources verified; hashing and copying");
     }
 
     // Writes (and fsyncs) last-result.json for the outcome: what LastResult,
     // LastError and CurrentVersion will say after finish().
     void saveLastResult(const std::string& tx, const TransactionOutcome& outcome)
     {
-        nlohmann::json j{{"transaction", tx}, {"result", outcome.result}, {"error", outcome.result == "success" ? "" : outcome.message},
+        nlohmann::json j{{"transaction", tx}, {"result", toString(outcome.result)}, {"error", outcome.result == TransactionResult::Success ? "" : outcome.message},
                          {"version", outcome.version.empty() ? status.currentVersion : outcome.version}};
         try {
             writeFileDurably(lastResultFile(), j.dump() + "\n", 0600);
@@ -203,7 +203,7 @@ struct Agent::Impl {
         try {
             auto j = nlohmann::json::parse(readSmallFile(lastResultFile()));
             status.transaction = j.value("transaction", "");
-            status.lastResult = j.value("result", "none");
+            status.lastResult = fromString<TransactionResult>(j.value("result", "")).value_or(TransactionResult::None);
             status.lastError = j.value("error", "");
             status.currentVersion = j.value("version", "");
         } catch (const std::exception&) {
@@ -218,22 +218,22 @@ struct Agent::Impl {
             saveLastResult(tx, outcome);
         status.transaction = tx;
         status.lastResult = outcome.result;
-        status.lastError = outcome.result == "success" ? "" : outcome.message;
+        status.lastError = outcome.result == TransactionResult::Success ? "" : outcome.message;
         if (!outcome.version.empty())
             status.currentVersion = outcome.version;
         running = false;
         cancelRequested = false;
-        const bool failed = outcome.result == "failed";
-        const std::string line = outcome.result == "success" ? (outcome.message.empty() ? "done" : outcome.message) : outcome.message;
-        setProgress(failed ? "failed" : "idle", failed ? 0 : 100, outcome.result + ": " + line);
-        if (outcome.result == "success")
+        const bool failed = outcome.result == TransactionResult::Failed;
+        const std::string line = outcome.result == TransactionResult::Success ? (outcome.message.empty() ? "done" : outcome.message) : outcome.message;
+        setProgress(failed ? AgentState::Failed : AgentState::Idle, failed ? 0 : 100, str(outcome.result) + ": " + line);
+        if (outcome.result == TransactionResult::Success)
             spdlog::info("transaction {} finished: success, engine {}", tx, status.currentVersion);
         else
             spdlog::error("transaction {} finished: {}: {}", tx, outcome.result, outcome.message);
         notify({"Transaction", "CurrentVersion", "LastResult", "LastError"});
         for (auto* o : observers)
-            o->finished(tx, outcome.result, status.lastResult == "success" ? line : status.lastError);
-        LogContext::set("", status.state);
+            o->finished(tx, outcome.result, status.lastResult == TransactionResult::Success ? line : status.lastError);
+        LogContext::set("", str(status.state));
     }
 
     Task<void> refreshInstalledSet()
@@ -264,10 +264,10 @@ struct Agent::Impl {
                 outcome = co_await runner->run(planRollbackTo(*next, tx));
             }
         } catch (const std::exception& e) {
-            outcome = {"failed", std::string("internal error: ") + e.what() + "; check the journal of armdock-agent", ""};
+            outcome = {TransactionResult::Failed, std::string("internal error: ") + e.what() + "; check the journal of armdock-agent", ""};
         }
         if (!skipped.empty() && outcome.damagedBackup.empty())
-            outcome.message = outcome.result == "success" ? "skipped: " + skipped : skipped + outcome.message;
+            outcome.message = outcome.result == TransactionResult::Success ? "skipped: " + skipped : skipped + outcome.message;
         co_await settle(tx, outcome);
     }
 
@@ -280,7 +280,7 @@ struct Agent::Impl {
         try {
             outcome = co_await runner->recover(std::move(pending));
         } catch (const std::exception& e) {
-            outcome = {"failed", std::string("recovery failed: ") + e.what(), ""};
+            outcome = {TransactionResult::Failed, std::string("recovery failed: ") + e.what(), ""};
         }
         co_await settle(tx, outcome);
     }
@@ -311,10 +311,10 @@ struct Agent::Impl {
             if (!fs::exists(fs::symlink_status(file, ec)))
                 continue;  // settled before a crash, or taken away by the operator
             try {
-                if (outcome.result == "success")
+                if (outcome.result == TransactionResult::Success)
                     removeDurably(file);
                 else
-                    moveAside(file, rejectedDir(), "transaction " + status.transaction + " " + outcome.result + ": " + outcome.message);
+                    moveAside(file, rejectedDir(), "transaction " + status.transaction + " " + str(outcome.result) + ": " + outcome.message);
             } catch (const std::exception& e) {
                 spdlog::error("cannot clear the drop-in {}: {}", file.string(), e.what());
             }
@@ -329,7 +329,7 @@ struct Agent::Impl {
         if (reloading)
             throw AgentError(ErrorKind::Busy, "a reload is re-reading the config and the drop-in folder; retry in a moment");
         if (running)
-            throw AgentError(ErrorKind::Busy, "transaction " + status.transaction + " is running (state " + status.state +
+            throw AgentError(ErrorKind::Busy, "transaction " + status.transaction + " is running (state " + str(status.state) +
                                                   "); wait for its Finished signal or call Cancel");
     }
 
@@ -353,7 +353,7 @@ struct Agent::Impl {
             parseUpgradeRequest(files, options, config, descriptors ? SourceForm::Descriptors : SourceForm::Paths);
         TransactionPlan plan;
         plan.id = newTransactionId();
-        plan.kind = "upgrade";
+        plan.kind = TransactionKind::Upgrade;
         plan.dryRun = request.dryRun;
         plan.healthTimeout = seconds(request.healthTimeoutSec.value_or(config.docker.healthTimeoutSec));
         for (const auto& [name, path] : request.files) {
@@ -404,7 +404,7 @@ struct Agent::Impl {
     {
         try {
             auto pending = journal->load();
-            return pending ? pending->detailOf("backed-up") : std::string();
+            return pending ? pending->detailOf(JournalStepKind::BackedUp) : std::string();
         } catch (const std::exception&) {
             return "";
         }
@@ -428,7 +428,7 @@ struct Agent::Impl {
     {
         TransactionPlan plan;
         plan.id = tx;
-        plan.kind = "rollback";
+        plan.kind = TransactionKind::Rollback;
         plan.knownVersion = chosen.version;
         plan.backupId = chosen.id;
         plan.reinstall = chosen.id == installedSetId;
@@ -465,7 +465,7 @@ struct Agent::Impl {
             return {};
         }
         begin(pending->begin.transaction);
-        setProgress("rolling-back", 50, "finishing the restore of backup set " + pending->detailOf("backed-up"));
+        setProgress(AgentState::RollingBack, 50, "finishing the restore of backup set " + pending->detailOf(JournalStepKind::BackedUp));
         boost::asio::co_spawn(io, recoverAndFinish(std::move(*pending)), boost::asio::detached);
         return status.transaction;
     }
@@ -551,8 +551,8 @@ struct Agent::Impl {
             setLogLevel(config.agent.logLevel);
             rebuildStores();
             monitor->reconfigure(monitorSettings());
-            if (status.state == "failed")
-                setProgress("idle", 0, "config reloaded; supervision resumed");
+            if (status.state == AgentState::Failed)
+                setProgress(AgentState::Idle, 0, "config reloaded; supervision resumed");
             spdlog::info("config {} reloaded", config.sourceFile.string());
             co_return co_await takeDropins();
         } catch (...) {
@@ -580,7 +580,7 @@ struct Agent::Impl {
     // the next one, and LastError says so (nobody sees a reload's reply).
     void noteReloadRefusedAsBusy()
     {
-        status.lastError = "reload refused: transaction " + status.transaction + " is running (state " + status.state + "); the files in " +
+        status.lastError = "reload refused: transaction " + status.transaction + " is running (state " + str(status.state) + "); the files in " +
                            config.agent.dropinDir.string() + " were left there: run `systemctl reload armdock-agent` again once it finished";
         notify({"LastError"});
         spdlog::warn("{}", status.lastError);
@@ -635,7 +635,7 @@ struct Agent::Impl {
         reloading = true;  // no transaction may start while the moves run: finish() below ends "running"
         co_await moveAsideOffLoop(std::move(refused));
         reloading = false;
-        finish(tx, {"rejected", std::string("drop-in refused (moved to ") + rejectedDir().string() + "): " + refusal, ""});
+        finish(tx, {TransactionResult::Rejected, std::string("drop-in refused (moved to ") + rejectedDir().string() + "): " + refusal, ""});
         throw AgentError(kind, refusal);
     }
 };
@@ -665,7 +665,7 @@ Task<void> Agent::startUp()
     if (pending) {
         d.running = true;
         d.status.transaction = pending->begin.transaction;
-        d.setProgress("rolling-back", 50, "recovering interrupted transaction " + pending->begin.transaction);
+        d.setProgress(AgentState::RollingBack, 50, "recovering interrupted transaction " + pending->begin.transaction);
         d.interrupted = std::move(pending);
         co_return;
     }

@@ -5,15 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "vocabulary.hpp"
+
 namespace armdock {
 
 struct AgentStatus {
-    std::string state = "idle";  // idle verifying staging stopping swapping starting checking rolling-back failed
+    AgentState state = AgentState::Idle;
     std::uint32_t percent = 0;
-    std::string message = "idle";
+    std::string message = std::string(toString(AgentState::Idle));
     std::string transaction;
     std::string currentVersion;
-    std::string lastResult = "none";  // none success rejected rolled-back failed cancelled
+    TransactionResult lastResult = TransactionResult::None;
     std::string lastError;
     // Supervision between transactions (engine_monitor.hpp).
     bool healthy = true;
@@ -28,7 +30,7 @@ public:
     virtual ~AgentObserver() = default;
     // Names of the properties that changed ("State", "Progress", ...).
     virtual void propertiesChanged(const std::vector<std::string>& names) = 0;
-    virtual void finished(const std::string& transaction, const std::string& result, const std::string& message) = 0;
+    virtual void finished(const std::string& transaction, TransactionResult result, const std::string& message) = 0;
     virtual void healthChanged(bool /*healthy*/, const std::string& /*reason*/) {}
     // After every reload, also one refused as busy or for a broken config:
     // what the config names outside it (the groups in /etc/group) may have changed.

@@ -15,13 +15,14 @@ using Clock = std::chrono::steady_clock;
 
 bool setIsWhole(const std::optional<JournalContents>& journal)
 {
-    if (!journal || !journal->has("stopping") || journal->has("committed"))
+    using enum JournalStepKind;
+    if (!journal || !journal->has(Stopping) || journal->has(Committed))
         return true;
-    std::string last;
+    std::optional<JournalStepKind> last;
     for (const auto& s : journal->steps)
-        if (s.step == "stopping" || s.step == "rolling-back" || s.step == "swapped" || s.step == "restored")
+        if (s.step == Stopping || s.step == RollingBack || s.step == Swapped || s.step == Restored)
             last = s.step;
-    return last == "swapped" || last == "restored";
+    return last == Swapped || last == Restored;
 }
 
 namespace {

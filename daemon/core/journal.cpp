@@ -49,7 +49,7 @@ void appendLine(int fd, const std::filesystem::path& file, const nlohmann::json&
 
 }  // namespace
 
-bool JournalContents::has(const std::string& step) const
+bool JournalContents::has(JournalStepKind step) const
 {
     for (const auto& s : steps)
         if (s.step == step)
@@ -57,7 +57,7 @@ bool JournalContents::has(const std::string& step) const
     return false;
 }
 
-std::string JournalContents::detailOf(const std::string& step) const
+std::string JournalContents::detailOf(JournalStepKind step) const
 {
     std::string detail;
     for (const auto& s : steps)
@@ -68,7 +68,7 @@ std::string JournalContents::detailOf(const std::string& step) const
 
 std::string JournalContents::lastStep() const
 {
-    return steps.empty() ? std::string("begin") : steps.back().step;
+    return steps.empty() ? std::string("begin") : str(steps.back().step);
 }
 
 TransactionJournal::TransactionJournal(std::filesystem::path stateDir) : file_(std::move(stateDir) / "transaction.journal") {}
@@ -102,13 +102,13 @@ void TransactionJournal::begin(const JournalBegin& begin)
     nlohmann::json dropins = nlohmann::json::array();
     for (const auto& d : begin.dropins)
         dropins.push_back(d.string());
-    appendLine(fd_, file_, {{"step", "begin"}, {"transaction", begin.transaction}, {"kind", begin.kind}, {"payloads", payloads},
+    appendLine(fd_, file_, {{"step", "begin"}, {"transaction", begin.transaction}, {"kind", toString(begin.kind)}, {"payloads", payloads},
                             {"dropins", dropins}});
     // The journal's name must be durable too, or a crash could lose the file itself.
     fsyncDirectory(file_.parent_path());
 }
 
-void TransactionJournal::record(const std::string& step, const std::string& detail)
+void TransactionJournal::record(JournalStepKind step, const std::string& detail)
 {
     recordAll({{step, detail}});
 }
@@ -122,7 +122,7 @@ void TransactionJournal::recordAll(const std::vector<JournalStep>& steps)
     }
     std::vector<nlohmann::json> lines;
     for (const auto& s : steps)
-        lines.push_back({{"step", s.step}, {"detail", s.detail}});
+        lines.push_back({{"step", toString(s.step)}, {"detail", s.detail}});
     appendLines(fd_, file_, lines);
 }
 
@@ -145,7 +145,7 @@ std::optional<JournalContents> TransactionJournal::load() const
         }
         if (first) {
             contents.begin.transaction = j.value("transaction", "");
-            contents.begin.kind = j.value("kind", "upgrade");
+            contents.begin.kind = fromString<TransactionKind>(j.value("kind", "")).value_or(TransactionKind::Upgrade);
             for (const auto& p : j.value("payloads", nlohmann::json::array()))
                 contents.begin.payloads.push_back(
                     {p.value("name", ""), p.value("target", ""), p.value("staged", ""), p.value("new_sha256", "")});
@@ -154,7 +154,8 @@ std::optional<JournalContents> TransactionJournal::load() const
                     contents.begin.dropins.emplace_back(d.get<std::string>());
             first = false;
         } else {
-            contents.steps.push_back({j.value("step", ""), j.value("detail", "")});
+            if (auto step = fromString<JournalStepKind>(j.value("step", "")))
+                contents.steps.push_back({*step, j.value("detail", "")});
         }
     }
     if (first)

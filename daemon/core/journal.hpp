@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "vocabulary.hpp"
+
 namespace armdock {
 
 struct JournalPayload {
@@ -23,7 +25,7 @@ struct JournalPayload {
 
 struct JournalBegin {
     std::string transaction;
-    std::string kind;  // "upgrade" or "rollback"
+    TransactionKind kind = TransactionKind::Upgrade;
     std::vector<JournalPayload> payloads;
     // Drop-in files this transaction applies: after a crash, the recovery
     // removes them (committed) or moves them aside with its result, so they
@@ -32,19 +34,18 @@ struct JournalBegin {
 };
 
 struct JournalStep {
-    // "backed-up", "backup-new", "stopping", "swap", "swapped" (every rename
-    // done), "rolling-back", "restored" (the backed-up set renamed back), "committed"
-    std::string step;
-    std::string detail;  // backup id for "backed-up"/"backup-new", payload name for "swap"
+    // Swapped: every rename done; Restored: the backed-up set renamed back.
+    JournalStepKind step;
+    std::string detail;  // backup id for BackedUp/BackupNew, payload name for Swap
 };
 
 struct JournalContents {
     JournalBegin begin;
     std::vector<JournalStep> steps;
 
-    bool has(const std::string& step) const;
-    std::string detailOf(const std::string& step) const;  // detail of the last such step, "" if none
-    std::string lastStep() const;                          // "begin" when no step yet
+    bool has(JournalStepKind step) const;
+    std::string detailOf(JournalStepKind step) const;  // detail of the last such step, "" if none
+    std::string lastStep() const;                       // its word; "begin" when no step yet
 };
 
 class TransactionJournal {
@@ -61,12 +62,13 @@ public:
     // fsyncs it and the state folder.
     void begin(const JournalBegin& begin);
     // Appends one line and fsyncs it before returning.
-    void record(const std::string& step, const std::string& detail = {});
+    void record(JournalStepKind step, const std::string& detail = {});
     // Appends several lines in one write and one fsync. A crash during the
     // write can tear the last lines (load ignores a torn line), so use it
     // only for lines that announce steps taken after it returns.
     void recordAll(const std::vector<JournalStep>& steps);
-    // Reads it back; a torn last line (crash while writing) is ignored.
+    // Reads it back; a torn last line (crash while writing) is ignored, and
+    // so is a step whose word this agent does not know.
     // nullopt when there is no journal; throws std::runtime_error naming the
     // file when its first line cannot be read.
     std::optional<JournalContents> load() const;

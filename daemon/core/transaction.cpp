@@ -114,6 +114,12 @@ void materialize(const SetMember& member, const fs::path& backupFile, const fs::
 
 // What one run() staged and learned, step by step.
 struct TransactionRunner::Attempt {
+    explicit Attempt(TransactionPlan p) : plan(std::move(p)), begin{plan.id, plan.kind, {}, plan.dropins}
+    {
+        for (const auto& payload : plan.payloads)
+            begin.payloads.push_back({payload.spec->name, payload.spec->path, stagedPathFor(payload.spec->path, plan.id), payload.expectedSha256});
+    }
+
     TransactionPlan plan;
     JournalBegin begin;
     std::vector<StagedFile> staged;
@@ -129,7 +135,7 @@ struct TransactionRunner::Attempt {
     bool backupDamaged = false;  // a rollback's backup did not hash to its manifest
 
     const std::string& tx() const { return plan.id; }
-    bool isRollback() const { return plan.kind == "rollback"; }
+    bool isRollback() const { return plan.kind == TransactionKind::Rollback; }
     const PlannedPayload* planned(const std::string& name) const
     {
         for (const auto& p : plan.payloads)
@@ -151,7 +157,7 @@ struct TransactionRunner::RollbackRequest {
     BackupSet set;                    // the set to put back
     std::vector<std::string> names;   // the payloads to put back
     std::string why;
-    std::string resultIfRestored;     // rolled-back or cancelled
+    TransactionResult resultIfRestored;  // RolledBack or Cancelled
     std::vector<ContainerSummary> containersBack;
     bool useStaged = true;            // false in a recovery: copy afresh from the backup
     std::vector<std::pair<SetMember, fs::path>> failedSet;  // kept as a backup if the rollback fails too; empty in a recovery
@@ -160,7 +166,7 @@ struct TransactionRunner::RollbackRequest {
 
 TransactionRunner::TransactionRunner(const Config& config, Services services) : config_(config), s_(std::move(services)) {}
 
-void TransactionRunner::report(const std::string& state, unsigned percent, const std::string& message)
+void TransactionRunner::report(AgentState state, unsigned percent, const std::string& message)
 {
     if (s_.report)
         s_.report(state, percent, message);
@@ -214,7 +220,7 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
 {
     // A rollback's check is part of rolling back: keep showing that state,
     // and say which engine is checked.
-    const std::string state = newSet ? "checking" : "rolling-back";
+    const AgentState state = newSet ? AgentState::Checking : AgentState::RollingBack;
     const std::string prefix = newSet ? "" : "checking the restored engine: ";
     HealthExpectations expect;
     expect.serviceUnit = config_.docker.service;
@@ -307,13 +313,13 @@ void TransactionRunner::removeLeftovers(const JournalBegin& begin)
 
 JournalBegin TransactionRunner::allPayloads(const std::string& tx) const
 {
-    JournalBegin begin{tx, "", {}, {}};
+    JournalBegin begin{tx, TransactionKind::Upgrade, {}, {}};
     for (const auto& p : config_.payloads)
         begin.payloads.push_back({p.name, p.path, {}, {}});
     return begin;
 }
 
-Task<void> TransactionRunner::journalStep(const char* step)
+Task<void> TransactionRunner::journalStep(JournalStepKind step)
 {
     co_await runOffLoop(s_.pool, [this, step] { s_.journal.record(step); });
 }
@@ -374,11 +380,11 @@ Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
     const std::string& tx = r.tx;
     const BackupSet& set = r.set;
     spdlog::error("transaction {}: {}; rolling back to backup set {}{}", tx, r.why, set.id, versionNote(set));
-    report("rolling-back", 85, "rolling back to " + (set.version.empty() ? set.id : set.version));
+    report(AgentState::RollingBack, 85, "rolling back to " + (set.version.empty() ? set.id : set.version));
     std::string failure;
     bool restored = false;
     try {
-        co_await journalStep("rolling-back");
+        co_await journalStep(JournalStepKind::RollingBack);
         faultPoint("rollback-begin");
         co_await stopEngine();
         faultPoint("rollback-after-stop");
@@ -386,7 +392,7 @@ Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
             if (const PayloadSpec* spec = config_.findPayload(name); spec && !r.failedSet.empty())
                 ::link(spec->path.c_str(), keptPathFor(spec->path, tx).c_str());  // a missing one is looked for elsewhere later
         co_await restoreSet(set, r.names, tx, r.useStaged);
-        co_await journalStep("restored");
+        co_await journalStep(JournalStepKind::Restored);
         restored = true;
         faultPoint("rollback-after-restore");
         co_await startEngine();
@@ -407,7 +413,7 @@ Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
     if (!restored) {
         // Some targets may hold the old files and some the new: the journal
         // stays until the set on disk is whole again (a recovery finishes it).
-        TransactionOutcome outcome{"failed",
+        TransactionOutcome outcome{TransactionResult::Failed,
                                    r.why + "; the rollback failed too, while putting back backup set " + set.id + ": " + failure +
                                        ". The files on disk may be a mixed set: the journal " + s_.journal.file().string() +
                                        " is kept, so Docker's guard holds its start, and the agent restores the set again when it starts next."
@@ -418,7 +424,7 @@ Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
     }
     const std::string kept = co_await keepFailedSet(r);
     co_await removeLeftoversAndJournal(begin);
-    co_return TransactionOutcome{"failed",
+    co_return TransactionOutcome{TransactionResult::Failed,
                                  r.why + "; the rollback failed too: " + failure + ". Backup set " + set.id + versionNote(set) +
                                      " is installed again, but Docker did not pass its check with it; nothing more is tried." + kept +
                                      adviceAfterFailedRollback(set),
@@ -429,7 +435,7 @@ Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
 
 Task<void> TransactionRunner::stage(Attempt& a)
 {
-    report("staging", 10, "copying " + std::to_string(a.plan.payloads.size()) + " payload(s) beside their targets");
+    report(AgentState::Staging, 10, "copying " + std::to_string(a.plan.payloads.size()) + " payload(s) beside their targets");
     co_await runOffLoop(s_.pool, [&] { s_.journal.begin(a.begin); });
     faultPoint("after-begin");
     a.staged = co_await runOffLoop(s_.pool, [&] {
@@ -491,7 +497,7 @@ FileAttributes TransactionRunner::attributesToStage(Attempt& a, const PlannedPay
 
 Task<void> TransactionRunner::describeNewSet(Attempt& a)
 {
-    report("staging", 30, "learning the new engine's version");
+    report(AgentState::Staging, 30, "learning the new engine's version");
     co_await runOffLoop(s_.pool, [&] {
         // Each payload of the new set and the file that holds it now: staged, or the target it keeps.
         std::map<std::string, std::optional<fs::path>> fileOf;
@@ -555,7 +561,7 @@ Task<void> TransactionRunner::describeNewSet(Attempt& a)
 
 Task<void> TransactionRunner::backUpInstalled(Attempt& a)
 {
-    report("staging", 40, "backing up the installed set");
+    report(AgentState::Staging, 40, "backing up the installed set");
     a.backup = co_await runOffLoop(s_.pool, [&] {
         return s_.backups.backUp(config_.payloads, [&](const fs::path& f) {
             try {
@@ -572,9 +578,9 @@ Task<void> TransactionRunner::backUpInstalled(Attempt& a)
         for (const auto& p : a.plan.payloads)
             if (const SetMember* m = a.backup.set.member(p.spec->name); m && m->present)
                 materialize(*m, a.backup.set.fileOf(p.spec->name), restorePathFor(p.spec->path, a.tx()), p.spec->mode, a.backup.set.id);
-        s_.journal.record("backed-up", a.backup.set.id);
+        s_.journal.record(JournalStepKind::BackedUp, a.backup.set.id);
         if (a.backup.created)
-            s_.journal.record("backup-new", a.backup.set.id);  // so a recovery can drop it like a rollback does
+            s_.journal.record(JournalStepKind::BackupNew, a.backup.set.id);  // so a recovery can drop it like a rollback does
     });
     faultPoint("after-backup");
     // What runs now: its containers must come back, and an engine that
@@ -591,13 +597,13 @@ Task<void> TransactionRunner::backUpInstalled(Attempt& a)
 
 Task<void> TransactionRunner::stopForSwap(Attempt& a)
 {
-    report("stopping", 50, "stopping " + config_.docker.service);
+    report(AgentState::Stopping, 50, "stopping " + config_.docker.service);
     // One journal write (one fdatasync), still before the outage, announces
     // the stop and every payload's rename: the swap inside the outage is then
     // only renames. A recovery restores every payload named here.
-    std::vector<JournalStep> steps{{"stopping", ""}};
+    std::vector<JournalStep> steps{{JournalStepKind::Stopping, ""}};
     for (const auto& p : a.plan.payloads) {
-        steps.push_back({"swap", p.spec->name});
+        steps.push_back({JournalStepKind::Swap, p.spec->name});
         a.announced.push_back(p.spec->name);
     }
     co_await runOffLoop(s_.pool, [&] { s_.journal.recordAll(steps); });
@@ -608,7 +614,7 @@ Task<void> TransactionRunner::stopForSwap(Attempt& a)
 
 Task<void> TransactionRunner::swapAndStart(Attempt& a)
 {
-    report("swapping", 60, "renaming the staged files over their targets");
+    report(AgentState::Swapping, 60, "renaming the staged files over their targets");
     co_await runOffLoop(s_.pool, [&] {
         // The journal announced every rename; the staged files were fsync'ed
         // when staged; renameDurably fsyncs each folder after its rename.
@@ -622,8 +628,8 @@ Task<void> TransactionRunner::swapAndStart(Attempt& a)
         }
     });
     faultPoint("after-swap");
-    co_await journalStep("swapped");
-    report("starting", 70, "starting " + config_.docker.service);
+    co_await journalStep(JournalStepKind::Swapped);
+    report(AgentState::Starting, 70, "starting " + config_.docker.service);
     co_await startEngine();
     faultPoint("after-start");
 }
@@ -632,15 +638,15 @@ Task<void> TransactionRunner::check(Attempt& a)
 {
     if (s_.cancelRequested())
         throw HealthCheckCancelled("cancelled by request after the swap");
-    report("checking", 80, "checking the new engine on " + config_.docker.socket.string());
+    report(AgentState::Checking, 80, "checking the new engine on " + config_.docker.socket.string());
     co_await checkEngine(a.newVersion, a.newInitSha1, a.plan.healthTimeout, a.containersBack, true);
     faultPoint("after-check");
 }
 
 Task<TransactionOutcome> TransactionRunner::commit(Attempt& a)
 {
-    report("checking", 95, "committing");
-    co_await journalStep("committed");
+    report(AgentState::Checking, 95, "committing");
+    co_await journalStep(JournalStepKind::Committed);
     faultPoint("after-commit");
     co_await runOffLoop(s_.pool, [&] { s_.backups.markHealth(a.newSetId, SetHealth::Healthy); });
     co_await removeLeftoversAndJournal(a.begin);
@@ -649,7 +655,7 @@ Task<TransactionOutcome> TransactionRunner::commit(Attempt& a)
     } catch (const std::exception& e) {
         spdlog::warn("cannot prune old backups in {}: {}", s_.backups.dir().string(), e.what());
     }
-    co_return TransactionOutcome{"success", a.plan.reinstall ? "backup set " + a.newSetId + " was started again and passed its check" : "",
+    co_return TransactionOutcome{TransactionResult::Success, a.plan.reinstall ? "backup set " + a.newSetId + " was started again and passed its check" : "",
                                  a.newVersion};
 }
 
@@ -675,31 +681,23 @@ Task<TransactionOutcome> TransactionRunner::restartUnchanged(Attempt& a)
     const std::string why = "cancelled by request after Docker was stopped, before any file changed";
     std::string failure;
     try {
-        co_await journalStep("restored");  // the set on disk is whole: the old one
-        report("starting", 70, "cancelled: starting the engine that ran before");
+        co_await journalStep(JournalStepKind::Restored);  // the set on disk is whole: the old one
+        report(AgentState::Starting, 70, "cancelled: starting the engine that ran before");
         co_await startEngine();
         co_await checkInstalledSet(a.backup.set, a.containersBack);
     } catch (...) {
         failure = describeException(std::current_exception());
     }
     if (failure.empty())
-        co_return co_await abandon(a, {"cancelled", why + "; the engine that ran before was started again and answers", a.backup.set.version});
-    RollbackRequest r{a.tx(), a.backup.set, a.announced, why + ", and starting it again failed: " + failure, "cancelled", a.containersBack, true,
+        co_return co_await abandon(a, {TransactionResult::Cancelled, why + "; the engine that ran before was started again and answers", a.backup.set.version});
+    RollbackRequest r{a.tx(), a.backup.set, a.announced, why + ", and starting it again failed: " + failure, TransactionResult::Cancelled, a.containersBack, true,
                       {}, ""};
-    auto outcome = co_await rollBack(std::move(r));
-    if (outcome.result != "failed" && a.backup.created)
-        co_await runOffLoop(s_.pool, [&] { s_.backups.remove(a.backup.set.id); });
-    co_return outcome;
+    co_return co_await rollBackAttempt(a, std::move(r));
 }
 
 Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
 {
-    Attempt a;
-    a.plan = std::move(plan);
-    a.begin = {a.tx(), a.plan.kind, {}, a.plan.dropins};
-    for (const auto& p : a.plan.payloads)
-        a.begin.payloads.push_back({p.spec->name, p.spec->path, stagedPathFor(p.spec->path, a.tx()), p.expectedSha256});
-
+    Attempt a(std::move(plan));
     // Staging: all of it while Docker still runs, so the downtime holds no copying.
     std::string refusal;
     try {
@@ -711,15 +709,15 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
         refusal = describeException(std::current_exception());
     }
     if (!refusal.empty()) {
-        TransactionOutcome rejected{"rejected", refusal + "; nothing was changed and Docker was not interrupted", ""};
+        TransactionOutcome rejected{TransactionResult::Rejected, refusal + "; nothing was changed and Docker was not interrupted", ""};
         if (a.backupDamaged)
             rejected.damagedBackup = a.plan.backupId;
         co_return co_await abandon(a, rejected);
     }
     if (s_.cancelRequested())
-        co_return co_await abandon(a, {"cancelled", "cancelled by request before Docker was stopped; nothing was changed", ""});
+        co_return co_await abandon(a, {TransactionResult::Cancelled, "cancelled by request before Docker was stopped; nothing was changed", ""});
     if (a.plan.dryRun)
-        co_return co_await abandon(a, {"success", "dry run: verified and staged; this set would install engine version " + a.newVersion +
+        co_return co_await abandon(a, {TransactionResult::Success, "dry run: verified and staged; this set would install engine version " + a.newVersion +
                                                       "; nothing was changed", ""});
 
     // The outage: each step journalled before it takes effect.
@@ -745,14 +743,19 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
     if (failure.empty())
         co_return co_await commit(a);
 
-    RollbackRequest r{a.tx(), a.backup.set, a.announced, failure, a.cancelled ? "cancelled" : "rolled-back", a.containersBack, true,
+    RollbackRequest r{a.tx(), a.backup.set, a.announced, failure, a.cancelled ? TransactionResult::Cancelled : TransactionResult::RolledBack, a.containersBack, true,
                       a.newSet, a.newVersion};
     if (a.announced.empty())
         for (const auto& p : a.plan.payloads)
             r.names.push_back(p.spec->name);  // a failure inside the stop: restoring is harmless
+    co_return co_await rollBackAttempt(a, std::move(r));
+}
+
+Task<TransactionOutcome> TransactionRunner::rollBackAttempt(Attempt& a, RollbackRequest r)
+{
     auto outcome = co_await rollBack(std::move(r));
     // A transaction that rolled back adds no backup: the set it saved is the one installed again.
-    if (outcome.result != "failed" && a.backup.created)
+    if (outcome.result != TransactionResult::Failed && a.backup.created)
         co_await runOffLoop(s_.pool, [&] { s_.backups.remove(a.backup.set.id); });
     co_return outcome;
 }
@@ -761,45 +764,45 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
 {
     const JournalBegin& begin = journal.begin;
     const std::string tx = begin.transaction;
-    const std::string where = "transaction " + tx + " (" + begin.kind + ") was interrupted at step '" + journal.lastStep() + "'";
+    const std::string where = "transaction " + tx + " (" + str(begin.kind) + ") was interrupted at step '" + journal.lastStep() + "'";
     spdlog::warn("{}; recovering", where);
 
-    if (!journal.has("backed-up") || journal.has("committed")) {
+    if (!journal.has(JournalStepKind::BackedUp) || journal.has(JournalStepKind::Committed)) {
         // Nothing outside the hidden staged files had changed, or the commit was already on disk.
         co_await removeLeftoversAndJournal(begin);
         // The message is shown in Progress and Finished, so a crash after the commit is reported too.
-        if (journal.has("committed"))
-            co_return TransactionOutcome{"success", where + " after the commit; the new engine stays installed and the staged copies were removed", ""};
-        co_return TransactionOutcome{"rolled-back", where + " before anything changed; the staged copies were removed", ""};
+        if (journal.has(JournalStepKind::Committed))
+            co_return TransactionOutcome{TransactionResult::Success, where + " after the commit; the new engine stays installed and the staged copies were removed", ""};
+        co_return TransactionOutcome{TransactionResult::RolledBack, where + " before anything changed; the staged copies were removed", ""};
     }
-    const std::string setId = journal.detailOf("backed-up");
+    const std::string setId = journal.detailOf(JournalStepKind::BackedUp);
     auto set = co_await runOffLoop(s_.pool, [&] { return s_.backups.find(setId); });
     // Like a transaction that rolled back, a recovered one adds no backup: the
     // set it saved is the one installed again.
-    const bool backupIsNew = journal.has("backup-new");
-    if (!journal.has("stopping")) {
+    const bool backupIsNew = journal.has(JournalStepKind::BackupNew);
+    if (!journal.has(JournalStepKind::Stopping)) {
         co_await runOffLoop(s_.pool, [&] {
             removeLeftovers(begin);
             s_.journal.clear();
             if (backupIsNew && set)
                 s_.backups.remove(set->id);
         });
-        co_return TransactionOutcome{"rolled-back", where + " before Docker was stopped; nothing had changed", ""};
+        co_return TransactionOutcome{TransactionResult::RolledBack, where + " before Docker was stopped; nothing had changed", ""};
     }
     if (!set) {
         // Without the backup nothing can be put back: the journal stays, so Docker's guard keeps a mixed set from starting.
-        TransactionOutcome lost{"failed", where + ", and its backup set " + setId + " is missing from " + s_.backups.dir().string() +
+        TransactionOutcome lost{TransactionResult::Failed, where + ", and its backup set " + setId + " is missing from " + s_.backups.dir().string() +
                                               "; the journal " + s_.journal.file().string() + " is kept. Check the files of every payload by hand, "
                                               "then remove the journal and start " + config_.docker.service, ""};
         lost.journalKept = true;
         co_return lost;
     }
-    RollbackRequest r{tx, *set, {}, where, "rolled-back", {}, false, {}, ""};
+    RollbackRequest r{tx, *set, {}, where, TransactionResult::RolledBack, {}, false, {}, ""};
     for (const auto& step : journal.steps)
-        if (step.step == "swap" && std::find(r.names.begin(), r.names.end(), step.detail) == r.names.end())
+        if (step.step == JournalStepKind::Swap && std::find(r.names.begin(), r.names.end(), step.detail) == r.names.end())
             r.names.push_back(step.detail);
     auto outcome = co_await rollBack(std::move(r));
-    if (outcome.result != "failed" && backupIsNew)
+    if (outcome.result != TransactionResult::Failed && backupIsNew)
         co_await runOffLoop(s_.pool, [&] { s_.backups.remove(set->id); });
     // What the crashed transaction left beside the targets (staged copies of the new set).
     if (!outcome.journalKept)

@@ -38,7 +38,7 @@ struct PlannedPayload {
 
 struct TransactionPlan {
     std::string id;
-    std::string kind = "upgrade";      // "upgrade" or "rollback"
+    TransactionKind kind = TransactionKind::Upgrade;
     std::vector<PlannedPayload> payloads;
     bool dryRun = false;
     std::chrono::milliseconds healthTimeout{60000};
@@ -49,11 +49,11 @@ struct TransactionPlan {
 };
 
 struct TransactionOutcome {
-    TransactionOutcome(std::string result_ = {}, std::string message_ = {}, std::string version_ = {})
-        : result(std::move(result_)), message(std::move(message_)), version(std::move(version_))
+    TransactionOutcome(TransactionResult result_ = TransactionResult::None, std::string message_ = {}, std::string version_ = {})
+        : result(result_), message(std::move(message_)), version(std::move(version_))
     {
     }
-    std::string result;   // success rejected rolled-back failed cancelled
+    TransactionResult result;
     std::string message;  // for LastError (empty on success) or a success note
     std::string version;  // the engine version now running, "" when unknown
     std::string damagedBackup;  // a rollback refused because this backup set's files are damaged
@@ -61,7 +61,7 @@ struct TransactionOutcome {
 };
 
 // State, percent, message.
-using ProgressReporter = std::function<void(const std::string&, unsigned, const std::string&)>;
+using ProgressReporter = std::function<void(AgentState, unsigned, const std::string&)>;
 
 class TransactionRunner {
 public:
@@ -97,6 +97,7 @@ private:
     Task<TransactionOutcome> commit(Attempt& a);
     Task<TransactionOutcome> restartUnchanged(Attempt& a);
     Task<TransactionOutcome> abandon(Attempt& a, TransactionOutcome outcome);
+    Task<TransactionOutcome> rollBackAttempt(Attempt& a, RollbackRequest request);
 
     Task<void> stopEngine();
     Task<void> startEngine();
@@ -117,9 +118,9 @@ private:
     JournalBegin allPayloads(const std::string& transaction) const;
     // The journal and file clean-up fsync: they run off the loop, awaited, so
     // the order still holds (the journal line is on disk before its step).
-    Task<void> journalStep(const char* step);
+    Task<void> journalStep(JournalStepKind step);
     Task<void> removeLeftoversAndJournal(const JournalBegin& begin);
-    void report(const std::string& state, unsigned percent, const std::string& message);
+    void report(AgentState state, unsigned percent, const std::string& message);
 
     const Config& config_;
     Services s_;

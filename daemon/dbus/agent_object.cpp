@@ -192,7 +192,7 @@ void AgentObject::Reload(sdbus::Result<>&& result)
 
 std::string AgentObject::State()
 {
-    return agent_.status().state;
+    return std::string(toString(agent_.status().state));
 }
 
 sdbus::Struct<uint32_t, std::string> AgentObject::Progress()
@@ -213,7 +213,7 @@ std::string AgentObject::CurrentVersion()
 
 std::string AgentObject::LastResult()
 {
-    return agent_.status().lastResult;
+    return std::string(toString(agent_.status().lastResult));
 }
 
 std::string AgentObject::LastError()
@@ -247,10 +247,10 @@ void AgentObject::propertiesChanged(const std::vector<std::string>& names)
     }
 }
 
-void AgentObject::finished(const std::string& transaction, const std::string& result, const std::string& message)
+void AgentObject::finished(const std::string& transaction, TransactionResult result, const std::string& message)
 {
     try {
-        emitFinished(transaction, result, message);
+        emitFinished(transaction, std::string(toString(result)), message);
         driver_.kick();
     } catch (const std::exception& e) {
         spdlog::warn("could not emit Finished: {}", e.what());

@@ -37,7 +37,7 @@ public:
     AgentObject& operator=(const AgentObject&) = delete;
 
     void propertiesChanged(const std::vector<std::string>& names) override;
-    void finished(const std::string& transaction, const std::string& result, const std::string& message) override;
+    void finished(const std::string& transaction, TransactionResult result, const std::string& message) override;
     void healthChanged(bool healthy, const std::string& reason) override;
     // Every reload (over D-Bus or SIGHUP) re-resolves allowed_groups: the one path.
     void reloaded() override;

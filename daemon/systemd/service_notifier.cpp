@@ -32,8 +32,8 @@ std::string oneLine(std::string text)
 
 std::string statusLine(const AgentStatus& status)
 {
-    if (status.state == "idle") {
-        if (status.lastResult == "none")
+    if (status.state == AgentState::Idle) {
+        if (status.lastResult == TransactionResult::None)
             return fmt::format("idle; engine {}", status.currentVersion.empty() ? "unknown" : status.currentVersion);
         return fmt::format("idle; engine {}; last transaction {}: {}",
                            status.currentVersion.empty() ? "unknown" : status.currentVersion, status.transaction,
@@ -100,7 +100,7 @@ void ServiceNotifier::propertiesChanged(const std::vector<std::string>&)
         status(statusLine(*followed_));
 }
 
-void ServiceNotifier::finished(const std::string& transaction, const std::string& result, const std::string& message)
+void ServiceNotifier::finished(const std::string& transaction, TransactionResult result, const std::string& message)
 {
     status(fmt::format("{} {}{}{}", transaction, result, message.empty() ? "" : ": ", message));
 }

@@ -32,7 +32,7 @@ public:
     // Agent::status() is such a reference).
     void followStatus(const AgentStatus& status);
     void propertiesChanged(const std::vector<std::string>& names) override;
-    void finished(const std::string& transaction, const std::string& result, const std::string& message) override;
+    void finished(const std::string& transaction, TransactionResult result, const std::string& message) override;
 
 private:
     void armWatchdog();

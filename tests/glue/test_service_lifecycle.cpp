@@ -49,7 +49,7 @@ protected:
     std::unique_ptr<ServiceLifecycle> lifecycle;
     bool onBus = false;
     bool busyWhenOnBus = false;
-    std::string stateWhenOnBus;
+    AgentState stateWhenOnBus = AgentState::Idle;
     std::size_t finishedWhenOnBus = 0;
 };
 
@@ -57,12 +57,12 @@ TEST_F(ServiceLifecycleTest, TheBusNameComesAfterTheStateFolderAndBeforeTheRecov
 {
     {
         TransactionJournal journal(dir / "state");
-        journal.begin({"20261202T000000-beef", "upgrade", {{"docker", enginePath(), {}, oldEngineSha}}, {}});
+        journal.begin({"20261202T000000-beef", TransactionKind::Upgrade, {{"docker", enginePath(), {}, oldEngineSha}}, {}});
     }
     startLifecycle();
     runUntil([&] { return onBus && !agent->busy(); });
     EXPECT_TRUE(busyWhenOnBus) << "the interrupted transaction was not known when the name was taken";
-    EXPECT_EQ(stateWhenOnBus, "rolling-back");
+    EXPECT_EQ(stateWhenOnBus, AgentState::RollingBack);
     EXPECT_EQ(finishedWhenOnBus, 0u) << "the recovery ran before the bus name was taken";
     ASSERT_EQ(recorder.finishedCalls.size(), 1u);
     EXPECT_EQ(std::get<0>(recorder.finishedCalls[0]), "20261202T000000-beef");
@@ -94,8 +94,8 @@ TEST_F(ServiceLifecycleTest, SigtermDuringATransactionCancelsItAndStopsOnceItEnd
     runUntil([&] { return io.stopped(); });
     EXPECT_FALSE(agent->busy()) << "the loop stopped while transaction " << tx << " still ran";
     ASSERT_EQ(recorder.finishedCalls.size(), 1u);
-    const std::string result = std::get<1>(recorder.finishedCalls[0]);
-    EXPECT_TRUE(result == "cancelled" || result == "rolled-back") << result;
+    const TransactionResult result = std::get<1>(recorder.finishedCalls[0]);
+    EXPECT_TRUE(result == TransactionResult::Cancelled || result == TransactionResult::RolledBack) << result;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha) << "a cancelled upgrade left the new engine";
 }
 
@@ -108,7 +108,7 @@ TEST_F(ServiceLifecycleTest, AfterSigtermNoNewTransactionStarts)
         fs::path source;
         std::string answer;
         void propertiesChanged(const std::vector<std::string>&) override {}
-        void finished(const std::string&, const std::string&, const std::string&) override
+        void finished(const std::string&, TransactionResult, const std::string&) override
         {
             try {
                 answer = "accepted " + agent->upgrade({{"docker", source.string()}}, {});
@@ -159,7 +159,7 @@ TEST_F(ServiceLifecycleTest, SighupReloadsAndTakesTheDropIns)
     std::ofstream(dir / "incoming/docker.sha256") << sha256OfFile(src) << "  docker\n";
     ::raise(SIGHUP);
     runUntil([&] { return recorder.finishedCalls.size() == 1 && !agent->busy(); });
-    EXPECT_EQ(std::get<1>(recorder.finishedCalls[0]), "success") << std::get<2>(recorder.finishedCalls[0]);
+    EXPECT_EQ(std::get<1>(recorder.finishedCalls[0]), TransactionResult::Success) << std::get<2>(recorder.finishedCalls[0]);
     EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(src));
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
 }

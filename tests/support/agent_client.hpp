@@ -1,6 +1,7 @@
-// A test client of io.armdock.Agent1 on a sandbox's bus, with sdbus-c++ (so
-// that tests see the real D-Bus error names). Synchronous calls; waiting for
-// the end of a transaction polls the properties every 10 ms.
+// A test client of io.armdock.Agent1 on a sandbox's bus: the proxy generated
+// from the interface XML, so tests compile against the one definition and see
+// the real D-Bus error names. Synchronous calls; waiting for the end of a
+// transaction polls the properties every 10 ms.
 #pragma once
 
 #include <sdbus-c++/sdbus-c++.h>
@@ -15,9 +16,12 @@
 
 namespace armdock::test {
 
+class GeneratedAgentProxy;  // the generated io.armdock.Agent1 proxy, signals unsubscribed
+
 class AgentClient {
 public:
     explicit AgentClient(const std::string& busAddress);
+    ~AgentClient();
 
     std::string upgrade(const std::map<std::string, std::string>& files, const std::map<std::string, sdbus::Variant>& options = {});
     // UpgradeFds with these open descriptors (payload name -> fd; the caller keeps its own).
@@ -53,7 +57,7 @@ public:
 
 private:
     std::unique_ptr<sdbus::IConnection> connection_;
-    std::unique_ptr<sdbus::IProxy> proxy_;
+    std::unique_ptr<GeneratedAgentProxy> proxy_;
 };
 
 }  // namespace armdock::test

@@ -26,6 +26,10 @@ namespace armdock::test {
 
 namespace fs = std::filesystem;
 
+// Agent::upgrade's arguments: payload name -> file, and the options.
+using Files = std::map<std::string, std::string>;
+using Options = std::map<std::string, OptionValue>;
+
 class FakeUnits final : public UnitControl {
 public:
     std::vector<std::string> calls;
@@ -93,8 +97,8 @@ private:
 
 class Recorder final : public AgentObserver {
 public:
-    std::vector<std::string> states;
-    std::vector<std::tuple<std::string, std::string, std::string>> finishedCalls;
+    std::vector<AgentState> states;
+    std::vector<std::tuple<std::string, TransactionResult, std::string>> finishedCalls;
     const Agent* agent = nullptr;
     void propertiesChanged(const std::vector<std::string>& names) override
     {
@@ -102,7 +106,7 @@ public:
             if (n == "State" && agent)
                 states.push_back(agent->status().state);
     }
-    void finished(const std::string& tx, const std::string& result, const std::string& message) override
+    void finished(const std::string& tx, TransactionResult result, const std::string& message) override
     {
         finishedCalls.emplace_back(tx, result, message);
     }
@@ -220,6 +224,13 @@ protected:
         }
     }
     void waitIdle() { runUntil([&] { return !agent->busy(); }); }
+    // An upgrade of the engine alone to `src`, to its end.
+    void upgradeTo(const std::filesystem::path& src, TransactionResult expected)
+    {
+        agent->upgrade(Files{{"docker", src.string()}}, Options{});
+        waitIdle();
+        ASSERT_EQ(agent->status().lastResult, expected) << agent->status().lastError;
+    }
 
     // Agent::reload to its end on the loop (its file work runs on the pool); rethrows its error.
     std::string reload()

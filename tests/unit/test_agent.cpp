@@ -39,7 +39,7 @@ TEST_F(AgentReloadTest, ADropInUpgradesAndTheFolderIsEmptyAfterwards)
     std::string tx = reload();
     EXPECT_FALSE(tx.empty());
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(src));
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
 }
@@ -51,7 +51,7 @@ TEST_F(AgentReloadTest, RefusedDropInsAreMovedAsideWithTheirReason)
     makeEngineFile(dir / "incoming/docker", "world-writable", /*world=*/true);
     EXPECT_THROW(reload(), AgentError);
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
-    EXPECT_EQ(agent->status().lastResult, "rejected");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Rejected);
     EXPECT_NE(agent->status().lastError.find("writable"), std::string::npos) << agent->status().lastError;
     int reasons = 0;
     for (const auto& e : fs::directory_iterator(dir / "state/rejected"))
@@ -68,7 +68,7 @@ TEST_F(AgentReloadTest, ADropInThatFailsItsCheckIsMovedAsideAfterTheRollback)
     fs::copy_file(src, dir / "incoming/docker");
     reload();
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "rolled-back");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::RolledBack);
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
     EXPECT_FALSE(fs::is_empty(dir / "state/rejected"));
 }
@@ -97,7 +97,7 @@ TEST_F(AgentReloadTest, LastResultSurvivesARestart)
     agent.reset();
     startAgent();
     EXPECT_EQ(agent->status().transaction, tx);
-    EXPECT_EQ(agent->status().lastResult, "success");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success);
     EXPECT_EQ(agent->status().currentVersion, "2.0.0");
 }
 
@@ -152,12 +152,12 @@ TEST_F(AgentReloadTest, AReloadDuringATransactionLeavesTheDropInsAndSaysSoInLast
     EXPECT_NE(error.find("systemctl reload armdock-agent"), std::string::npos) << error;
     EXPECT_TRUE(fs::exists(dir / "incoming/docker"));
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     EXPECT_TRUE(fs::exists(dir / "incoming/docker"));
 
     EXPECT_FALSE(reload().empty());
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(second));
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
 }
@@ -170,11 +170,11 @@ TEST_F(AgentReloadTest, TheRecoveryOfACrashedDropInUpgradeSettlesItsFiles)
     fs::copy_file(src, dir / "incoming/docker");
     {
         TransactionJournal journal(dir / "state");
-        journal.begin({"20261202T000000-dead", "upgrade", {{"docker", enginePath(), {}, sha256OfFile(src)}}, {dir / "incoming/docker"}});
+        journal.begin({"20261202T000000-dead", TransactionKind::Upgrade, {{"docker", enginePath(), {}, sha256OfFile(src)}}, {dir / "incoming/docker"}});
     }
     startAgent();
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "rolled-back") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::RolledBack) << agent->status().lastError;
     EXPECT_TRUE(fs::is_empty(dir / "incoming"));
     const std::string reasons = rejectedReasons();
     EXPECT_NE(reasons.find("transaction 20261202T000000-dead rolled-back"), std::string::npos) << reasons;
@@ -211,12 +211,12 @@ TEST_F(AgentStartUpTest, StartUpFindsTheInterruptedTransactionAndTheRecoveryRuns
 {
     {
         TransactionJournal journal(dir / "state");
-        journal.begin({"20261202T000000-cafe", "upgrade", {{"docker", enginePath(), {}, oldEngineSha}}, {}});
+        journal.begin({"20261202T000000-cafe", TransactionKind::Upgrade, {{"docker", enginePath(), {}, oldEngineSha}}, {}});
     }
     makeAgent();
     runTask([this] { return agent->startUp(); });
     EXPECT_TRUE(agent->busy());
-    EXPECT_EQ(agent->status().state, "rolling-back");
+    EXPECT_EQ(agent->status().state, AgentState::RollingBack);
     EXPECT_EQ(agent->status().transaction, "20261202T000000-cafe");
     EXPECT_TRUE(units.calls.empty()) << "start-up touched a unit: " << units.calls.front();
     EXPECT_TRUE(recorder.finishedCalls.empty());

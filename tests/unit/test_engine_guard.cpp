@@ -20,55 +20,57 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-JournalContents journalOf(const std::vector<std::string>& steps)
+using enum JournalStepKind;
+
+JournalContents journalOf(const std::vector<JournalStepKind>& steps)
 {
     JournalContents contents;
-    contents.begin = {"tx1", "upgrade", {}, {}};
-    for (const auto& s : steps)
-        contents.steps.push_back({s, s == "swap" ? "docker" : ""});
+    contents.begin = {"tx1", TransactionKind::Upgrade, {}, {}};
+    for (const auto s : steps)
+        contents.steps.push_back({s, s == Swap ? "docker" : ""});
     return contents;
 }
 
-bool whole(const std::vector<std::string>& steps) { return setIsWhole(journalOf(steps)); }
+bool whole(const std::vector<JournalStepKind>& steps) { return setIsWhole(journalOf(steps)); }
 
 TEST(SetIsWhole, NoJournalOrNoStopYetIsWhole)
 {
     EXPECT_TRUE(setIsWhole(std::nullopt));
     EXPECT_TRUE(whole({}));
-    EXPECT_TRUE(whole({"backed-up", "backup-new"}));
+    EXPECT_TRUE(whole({BackedUp, BackupNew}));
 }
 
 TEST(SetIsWhole, AnnouncedSwapNotFinishedIsMixed)
 {
-    EXPECT_FALSE(whole({"backed-up", "stopping"}));
-    EXPECT_FALSE(whole({"backed-up", "stopping", "swap", "swap"}));
+    EXPECT_FALSE(whole({BackedUp, Stopping}));
+    EXPECT_FALSE(whole({BackedUp, Stopping, Swap, Swap}));
 }
 
 TEST(SetIsWhole, FinishedSwapIsWhole)
 {
-    EXPECT_TRUE(whole({"backed-up", "stopping", "swap", "swap", "swapped"}));
+    EXPECT_TRUE(whole({BackedUp, Stopping, Swap, Swap, Swapped}));
 }
 
 TEST(SetIsWhole, RestoreAnnouncedNotFinishedIsMixed)
 {
-    EXPECT_FALSE(whole({"backed-up", "stopping", "swap", "swapped", "rolling-back"}));
+    EXPECT_FALSE(whole({BackedUp, Stopping, Swap, Swapped, RollingBack}));
     // A failure before the swap finished: the rollback restores every announced payload.
-    EXPECT_FALSE(whole({"backed-up", "stopping", "swap", "swap", "rolling-back"}));
+    EXPECT_FALSE(whole({BackedUp, Stopping, Swap, Swap, RollingBack}));
     // A recovery that rolls back again after a crash in an earlier rollback.
-    EXPECT_FALSE(whole({"backed-up", "stopping", "swap", "swapped", "rolling-back", "restored", "rolling-back"}));
+    EXPECT_FALSE(whole({BackedUp, Stopping, Swap, Swapped, RollingBack, Restored, RollingBack}));
 }
 
 TEST(SetIsWhole, FinishedRestoreIsWhole)
 {
-    EXPECT_TRUE(whole({"backed-up", "stopping", "swap", "swapped", "rolling-back", "restored"}));
-    EXPECT_TRUE(whole({"backed-up", "stopping", "swap", "rolling-back", "restored"}));
+    EXPECT_TRUE(whole({BackedUp, Stopping, Swap, Swapped, RollingBack, Restored}));
+    EXPECT_TRUE(whole({BackedUp, Stopping, Swap, RollingBack, Restored}));
 }
 
 TEST(SetIsWhole, CommittedIsWhole)
 {
-    EXPECT_TRUE(whole({"backed-up", "stopping", "swap", "swapped", "committed"}));
+    EXPECT_TRUE(whole({BackedUp, Stopping, Swap, Swapped, Committed}));
     // A journal without "swapped" (written before that step existed) that committed.
-    EXPECT_TRUE(whole({"backed-up", "stopping", "swap", "committed"}));
+    EXPECT_TRUE(whole({BackedUp, Stopping, Swap, Committed}));
 }
 
 class EngineGuardTest : public ::testing::Test {
@@ -86,12 +88,12 @@ protected:
     void TearDown() override { fs::remove_all(dir); }
 
     // A journal on disk with these steps.
-    void writeJournal(const std::vector<std::string>& steps)
+    void writeJournal(const std::vector<JournalStepKind>& steps)
     {
         TransactionJournal journal(stateDir);
-        journal.begin({"tx1", "upgrade", {}, {}});
-        for (const auto& s : steps)
-            journal.record(s, s == "swap" ? "docker" : "");
+        journal.begin({"tx1", TransactionKind::Upgrade, {}, {}});
+        for (const auto s : steps)
+            journal.record(s, s == Swap ? "docker" : "");
     }
 
     int guard(std::chrono::milliseconds timeout = 300ms)
@@ -108,14 +110,14 @@ protected:
 
 TEST_F(EngineGuardTest, ATornLastLineIsNotAStep)
 {
-    writeJournal({"backed-up", "stopping", "swap", "swap"});
+    writeJournal({BackedUp, Stopping, Swap, Swap});
     std::ofstream(journalFile(), std::ios::app) << "{\"step\":\"swapp";  // power lost mid-write
     auto contents = TransactionJournal(stateDir).load();
     ASSERT_TRUE(contents);
     EXPECT_FALSE(setIsWhole(contents));
 
     fs::remove(journalFile());
-    writeJournal({"backed-up"});
+    writeJournal({BackedUp});
     std::ofstream(journalFile(), std::ios::app) << "{\"step\":\"stopp";
     contents = TransactionJournal(stateDir).load();
     ASSERT_TRUE(contents);
@@ -126,7 +128,7 @@ TEST_F(EngineGuardTest, WholeSetPassesAtOnceAndSilently)
 {
     const auto started = std::chrono::steady_clock::now();
     EXPECT_EQ(guard(5s), 0);  // no journal
-    writeJournal({"backed-up", "stopping", "swap", "swapped"});
+    writeJournal({BackedUp, Stopping, Swap, Swapped});
     EXPECT_EQ(guard(5s), 0);
     EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
     EXPECT_EQ(err.str(), "");
@@ -134,7 +136,7 @@ TEST_F(EngineGuardTest, WholeSetPassesAtOnceAndSilently)
 
 TEST_F(EngineGuardTest, MissingConfigMeansNothingToGuard)
 {
-    writeJournal({"backed-up", "stopping"});
+    writeJournal({BackedUp, Stopping});
     fs::remove(config);
     EXPECT_EQ(guard(5s), 0);
     EXPECT_EQ(err.str(), "");
@@ -142,7 +144,7 @@ TEST_F(EngineGuardTest, MissingConfigMeansNothingToGuard)
 
 TEST_F(EngineGuardTest, BrokenConfigWarnsAndLetsDockerStart)
 {
-    writeJournal({"backed-up", "stopping"});
+    writeJournal({BackedUp, Stopping});
     std::ofstream(config) << "[agent\nstate_dir = \n";
     EXPECT_EQ(guard(5s), 0);
     EXPECT_NE(err.str().find("warning"), std::string::npos) << err.str();
@@ -159,7 +161,7 @@ TEST_F(EngineGuardTest, UnreadableJournalWarnsAndCountsAsWhole)
 
 TEST_F(EngineGuardTest, MixedSetWaitsThenFailsNamingTheJournalAndWhatToDo)
 {
-    writeJournal({"backed-up", "stopping", "swap", "swap"});
+    writeJournal({BackedUp, Stopping, Swap, Swap});
     const auto started = std::chrono::steady_clock::now();
     EXPECT_EQ(guard(300ms), 1);
     const auto waited = std::chrono::steady_clock::now() - started;
@@ -175,10 +177,10 @@ TEST_F(EngineGuardTest, MixedSetWaitsThenFailsNamingTheJournalAndWhatToDo)
 
 TEST_F(EngineGuardTest, MixedSetPassesOnceRestored)
 {
-    writeJournal({"backed-up", "stopping", "swap", "swapped", "rolling-back"});
+    writeJournal({BackedUp, Stopping, Swap, Swapped, RollingBack});
     std::thread agent([this] {
         std::this_thread::sleep_for(200ms);
-        TransactionJournal(stateDir).record("restored");
+        TransactionJournal(stateDir).record(JournalStepKind::Restored);
     });
     const auto started = std::chrono::steady_clock::now();
     EXPECT_EQ(guard(10s), 0);
@@ -189,7 +191,7 @@ TEST_F(EngineGuardTest, MixedSetPassesOnceRestored)
 
 TEST_F(EngineGuardTest, MixedSetPassesOnceTheJournalIsGone)
 {
-    writeJournal({"backed-up", "stopping", "swap"});
+    writeJournal({BackedUp, Stopping, Swap});
     std::thread agent([this] {
         std::this_thread::sleep_for(200ms);
         fs::remove(journalFile());

@@ -24,8 +24,6 @@
 namespace armdock::test {
 namespace {
 
-using Files = std::map<std::string, std::string>;
-using Options = std::map<std::string, OptionValue>;
 
 // security.capability as `setcap cap_net_bind_service+ep` writes it (revision 2, little-endian).
 std::string capabilityValue(unsigned cap, bool effective)
@@ -249,19 +247,13 @@ protected:
         setAttribute(enginePath(), capabilityAttribute, capabilityValue(CAP_NET_BIND_SERVICE, true));
         installed = readFileAttributes(enginePath());
     }
-    void upgradeTo(const fs::path& src, const std::string& expected)
-    {
-        agent->upgrade(Files{{"docker", src.string()}}, Options{});
-        waitIdle();
-        ASSERT_EQ(agent->status().lastResult, expected) << agent->status().lastError;
-    }
     FileAttributes installed;
 };
 
 TEST_F(AttributesKeptTest, AnUpgradeARollbackAndTheBackupKeepOwnerModeAndCapability)
 {
     startAgent();
-    upgradeTo(newEngine("engine-v2", "2.0.0"), "success");
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
     EXPECT_NE(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_EQ(describeAttributes(readFileAttributes(enginePath())), describeAttributes(installed)) << "the new file";
 
@@ -278,7 +270,7 @@ TEST_F(AttributesKeptTest, AnUpgradeARollbackAndTheBackupKeepOwnerModeAndCapabil
 
     agent->rollback();
     waitIdle();
-    ASSERT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_EQ(describeAttributes(readFileAttributes(enginePath())), describeAttributes(installed)) << "the restored file";
     expectNoLeftovers();
@@ -288,7 +280,7 @@ TEST_F(AttributesKeptTest, AnUpgradeARollbackAndTheBackupKeepOwnerModeAndCapabil
 TEST_F(AttributesKeptTest, AnEngineThatFailsItsCheckIsRolledBackWithItsAttributes)
 {
     startAgent();
-    upgradeTo(newEngine("engine-broken", "2.0.0", true), "rolled-back");
+    upgradeTo(newEngine("engine-broken", "2.0.0", true), TransactionResult::RolledBack);
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_EQ(describeAttributes(readFileAttributes(enginePath())), describeAttributes(installed));
     expectNoLeftovers();
@@ -300,15 +292,15 @@ TEST_F(AttributesKeptTest, AnEngineThatFailsItsCheckIsRolledBackWithItsAttribute
 TEST_F(AttributesKeptTest, AKeptSetTakesTheAttributesTheInstalledFileHasNow)
 {
     startAgent();
-    upgradeTo(newEngine("engine-v2", "2.0.0"), "success");
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
     agent->rollback();
     waitIdle();
-    ASSERT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     ASSERT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     ASSERT_EQ(::chmod(enginePath().c_str(), 0750), 0);
     setAttribute(enginePath(), capabilityAttribute, capabilityValue(CAP_KILL, true));
     const FileAttributes changed = readFileAttributes(enginePath());
-    upgradeTo(newEngine("engine-v3", "3.0.0"), "success");
+    upgradeTo(newEngine("engine-v3", "3.0.0"), TransactionResult::Success);
     std::string v1Id;
     for (const auto& b : agent->listBackups())
         if (b.version == "1.0.0")
@@ -317,7 +309,7 @@ TEST_F(AttributesKeptTest, AKeptSetTakesTheAttributesTheInstalledFileHasNow)
     EXPECT_EQ(readFileAttributes(dir / "state/backups" / v1Id / "docker"), changed);
     agent->rollbackTo(v1Id);
     waitIdle();
-    ASSERT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_EQ(describeAttributes(readFileAttributes(enginePath())), describeAttributes(changed));
 }
@@ -327,8 +319,8 @@ TEST_F(AttributesKeptTest, AKeptSetTakesTheAttributesTheInstalledFileHasNow)
 TEST_F(AttributesKeptTest, ABackupCopyWithOtherAttributesIsDamaged)
 {
     startAgent();
-    upgradeTo(newEngine("engine-v2", "2.0.0"), "success");
-    upgradeTo(newEngine("engine-v3", "3.0.0"), "success");
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
+    upgradeTo(newEngine("engine-v3", "3.0.0"), TransactionResult::Success);
     std::string v2Id;
     for (const auto& b : agent->listBackups())
         if (b.version == "2.0.0")
@@ -337,7 +329,7 @@ TEST_F(AttributesKeptTest, ABackupCopyWithOtherAttributesIsDamaged)
     ASSERT_EQ(::chmod((dir / "state/backups" / v2Id / "docker").c_str(), 0700), 0);
     agent->rollback();
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha) << "the 1.0.0 set, the next healthy one";
     EXPECT_NE(agent->status().message.find(v2Id), std::string::npos) << agent->status().message;
     for (const auto& b : agent->listBackups()) {

@@ -12,8 +12,6 @@
 namespace armdock::test {
 namespace {
 
-using Files = std::map<std::string, std::string>;
-using Options = std::map<std::string, OptionValue>;
 
 std::string slurp(const fs::path& file)
 {
@@ -23,12 +21,6 @@ std::string slurp(const fs::path& file)
 
 class SecondFaultTest : public AgentFixture {
 protected:
-    void upgradeTo(const fs::path& src, const std::string& expected)
-    {
-        agent->upgrade(Files{{"docker", src.string()}}, Options{});
-        waitIdle();
-        ASSERT_EQ(agent->status().lastResult, expected) << agent->status().lastError;
-    }
 
     const BackupInfo* backupWithVersion(const std::vector<BackupInfo>& list, const std::string& version)
     {
@@ -47,7 +39,7 @@ TEST_F(SecondFaultTest, AfterAFailedRollbackTheAdvisedCommandBringsTheOldEngineB
     startAgent();
     engine->brokenSha256.insert(oldEngineSha);  // the host's fault: the old engine does not answer either
     fs::path bad = newEngine("engine-broken", "2.0.0", true);
-    upgradeTo(bad, "failed");
+    upgradeTo(bad, TransactionResult::Failed);
     const std::string error = agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_EQ(sha256OfFile(initPath()), oldInitSha);
@@ -78,8 +70,8 @@ TEST_F(SecondFaultTest, AfterAFailedRollbackTheAdvisedCommandBringsTheOldEngineB
     const std::string oldId = old->id;
     agent->rollbackTo(oldId);
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
-    EXPECT_EQ(agent->status().state, "idle");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    EXPECT_EQ(agent->status().state, AgentState::Idle);
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_EQ(sha256OfFile(initPath()), oldInitSha);
     expectNoLeftovers();
@@ -92,7 +84,7 @@ TEST_F(SecondFaultTest, AFailedRollbackNeverLeadsToADeletedPayload)
     startAgent();
     engine->brokenSha256.insert(oldEngineSha);
     fs::path bad = newEngine("engine-broken", "2.0.0", true);
-    upgradeTo(bad, "failed");
+    upgradeTo(bad, TransactionResult::Failed);
     engine->brokenSha256.erase(oldEngineSha);
     const auto backups = agent->listBackups();
     const BackupInfo* failed = backupWithVersion(backups, "2.0.0");
@@ -101,7 +93,7 @@ TEST_F(SecondFaultTest, AFailedRollbackNeverLeadsToADeletedPayload)
     // The operator insists on the failed set: it is installed whole (dockerinit too), and rolls back again.
     agent->rollbackTo(failedId);
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "rolled-back") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::RolledBack) << agent->status().lastError;
     ASSERT_TRUE(fs::exists(initPath())) << "dockerinit was deleted";
     EXPECT_EQ(sha256OfFile(initPath()), oldInitSha);
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
@@ -139,8 +131,8 @@ TEST_F(SecondFaultTest, RollbackToAnUnknownOrIncompleteSetIsANamedError)
 TEST_F(SecondFaultTest, ADamagedBackupIsSkippedForTheNextHealthySet)
 {
     startAgent();
-    upgradeTo(newEngine("engine-v2", "2.0.0"), "success");
-    upgradeTo(newEngine("engine-v3", "3.0.0"), "success");
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
+    upgradeTo(newEngine("engine-v3", "3.0.0"), TransactionResult::Success);
     auto backups = agent->listBackups();
     ASSERT_EQ(backups.size(), 2u);
     const BackupInfo* v2 = backupWithVersion(backups, "2.0.0");
@@ -152,7 +144,7 @@ TEST_F(SecondFaultTest, ADamagedBackupIsSkippedForTheNextHealthySet)
     }
     agent->rollback();
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);  // the 1.0.0 set, the next healthy one
     EXPECT_NE(agent->status().message.find(v2Id), std::string::npos) << agent->status().message;
     const auto listed = agent->listBackups();
@@ -173,7 +165,7 @@ TEST_F(SecondFaultTest, AFailedRestoreKeepsTheJournalUntilTheSetIsWhole)
     std::string savedCopy;
     fs::path backupFile;
     units.onCall = [&](const std::string& call) {
-        if (call != "stop docker.service" || agent->status().state != "rolling-back" || !savedCopy.empty())
+        if (call != "stop docker.service" || agent->status().state != AgentState::RollingBack || !savedCopy.empty())
             return;
         // Between the rollback's stop and its restore: spoil the staged restore copy and the backup.
         for (const auto& e : fs::directory_iterator(enginePath().parent_path()))
@@ -188,7 +180,7 @@ TEST_F(SecondFaultTest, AFailedRestoreKeepsTheJournalUntilTheSetIsWhole)
     agent->upgrade(Files{{"docker", bad.string()}, {"dockerinit", newEngine("init-v2", "").string()}}, Options{});
     waitIdle();
     units.onCall = nullptr;
-    EXPECT_EQ(agent->status().lastResult, "failed");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Failed);
     EXPECT_NE(agent->status().lastError.find("damaged"), std::string::npos) << agent->status().lastError;
     EXPECT_TRUE(fs::exists(dir / "state/transaction.journal")) << "the journal was cleared with a mixed set on disk";
     // No upgrade may start on top of it.
@@ -208,7 +200,7 @@ TEST_F(SecondFaultTest, AFailedRestoreKeepsTheJournalUntilTheSetIsWhole)
     const std::string id = backupFile.parent_path().filename().string();
     agent->rollbackTo(id);
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "rolled-back") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::RolledBack) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_EQ(sha256OfFile(initPath()), oldInitSha);
     expectNoLeftovers();
@@ -223,20 +215,20 @@ TEST_F(SecondFaultTest, ASymlinkedTargetIsRestoredAsTheLinkItWas)
     fs::create_symlink("docker-real", enginePath());
     startAgent();
     fs::path bad = newEngine("engine-broken", "2.0.0", true);
-    upgradeTo(bad, "rolled-back");
+    upgradeTo(bad, TransactionResult::RolledBack);
     ASSERT_TRUE(fs::is_symlink(fs::symlink_status(enginePath()))) << "the link was not put back";
     EXPECT_EQ(fs::read_symlink(enginePath()), fs::path("docker-real"));
     EXPECT_EQ(sha256OfFile(real), oldEngineSha);
 
     // A good upgrade replaces the link by the new file; Rollback() brings the link back.
     fs::path good = newEngine("engine-v2", "2.0.0");
-    upgradeTo(good, "success");
+    upgradeTo(good, TransactionResult::Success);
     EXPECT_FALSE(fs::is_symlink(fs::symlink_status(enginePath())));
     EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(good));
     EXPECT_EQ(sha256OfFile(real), oldEngineSha);  // the file the link named is not touched
     agent->rollback();
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     ASSERT_TRUE(fs::is_symlink(fs::symlink_status(enginePath())));
     EXPECT_EQ(fs::read_symlink(enginePath()), fs::path("docker-real"));
     for (const auto& e : fs::directory_iterator(enginePath().parent_path()))
@@ -249,13 +241,13 @@ TEST_F(SecondFaultTest, CancelBeforeTheFirstRenameCostsOneOutage)
 {
     startAgent();
     units.onCall = [&](const std::string& call) {
-        if (call == "stop docker.service" && agent->status().state == "stopping")
+        if (call == "stop docker.service" && agent->status().state == AgentState::Stopping)
             agent->cancel();
     };
     fs::path src = newEngine("engine-v2", "2.0.0");
     agent->upgrade(Files{{"docker", src.string()}}, Options{});
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "cancelled") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Cancelled) << agent->status().lastError;
     EXPECT_EQ(units.calls, (std::vector<std::string>{"stop docker.socket", "stop docker.service", "start docker.socket",
                                                      "start docker.service"}));
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);

@@ -10,8 +10,6 @@
 namespace armdock::test {
 namespace {
 
-using Files = std::map<std::string, std::string>;
-using Options = std::map<std::string, OptionValue>;
 
 class TransactionTest : public AgentFixture {};
 
@@ -25,9 +23,9 @@ TEST_F(TransactionTest, UpgradeSwapsTheSetBacksUpTheOldOneAndCommits)
     EXPECT_TRUE(agent->busy());
     waitIdle();
 
-    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     EXPECT_EQ(agent->status().currentVersion, "2.0.0");
-    EXPECT_EQ(agent->status().state, "idle");
+    EXPECT_EQ(agent->status().state, AgentState::Idle);
     EXPECT_EQ(sha256OfFile(enginePath()), newSha);
     EXPECT_EQ(sha256OfFile(initPath()), oldInitSha);  // left out: kept
     EXPECT_EQ(units.calls, (std::vector<std::string>{"stop docker.socket", "stop docker.service", "start docker.socket",
@@ -38,9 +36,10 @@ TEST_F(TransactionTest, UpgradeSwapsTheSetBacksUpTheOldOneAndCommits)
     expectNoLeftovers();
     ASSERT_EQ(recorder.finishedCalls.size(), 1u);
     EXPECT_EQ(std::get<0>(recorder.finishedCalls[0]), tx);
-    EXPECT_EQ(std::get<1>(recorder.finishedCalls[0]), "success");
+    EXPECT_EQ(std::get<1>(recorder.finishedCalls[0]), TransactionResult::Success);
     // Every state of the path was shown, in order.
-    std::vector<std::string> expected{"verifying", "staging", "stopping", "swapping", "starting", "checking", "idle"};
+    using enum AgentState;
+    const std::vector<AgentState> expected{Verifying, Staging, Stopping, Swapping, Starting, Checking, Idle};
     EXPECT_EQ(recorder.states, expected);
 }
 
@@ -51,10 +50,10 @@ TEST_F(TransactionTest, FailedCheckRollsBackByteForByteAndAddsNoBackup)
     agent->upgrade(Files{{"docker", src.string()}}, Options{});
     waitIdle();
 
-    EXPECT_EQ(agent->status().lastResult, "rolled-back");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::RolledBack);
     EXPECT_NE(agent->status().lastError.find("ping"), std::string::npos) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
-    EXPECT_EQ(agent->status().state, "idle");
+    EXPECT_EQ(agent->status().state, AgentState::Idle);
     EXPECT_TRUE(agent->listBackups().empty());
     expectNoLeftovers();
 }
@@ -67,8 +66,8 @@ TEST_F(TransactionTest, RollbackThatFailsTooEndsFailedAndKeepsBothSets)
     agent->upgrade(Files{{"docker", src.string()}}, Options{});
     waitIdle();
 
-    EXPECT_EQ(agent->status().lastResult, "failed");
-    EXPECT_EQ(agent->status().state, "failed");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Failed);
+    EXPECT_EQ(agent->status().state, AgentState::Failed);
     EXPECT_NE(agent->status().lastError.find("rollback failed too"), std::string::npos) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);  // the old set is what was restored on disk
     EXPECT_EQ(agent->listBackups().size(), 2u);            // old set and the failed new set
@@ -82,7 +81,7 @@ TEST_F(TransactionTest, DigestMismatchIsRejectedBeforeAnythingStops)
     agent->upgrade(Files{{"docker", src.string()}}, Options{{"sha256.docker", std::string(64, 'a')}});
     waitIdle();
 
-    EXPECT_EQ(agent->status().lastResult, "rejected");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Rejected);
     EXPECT_NE(agent->status().lastError.find(src.string()), std::string::npos) << agent->status().lastError;
     EXPECT_TRUE(units.calls.empty());
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
@@ -97,7 +96,7 @@ TEST_F(TransactionTest, DryRunVerifiesAndStagesButChangesNothing)
     agent->upgrade(Files{{"docker", src.string()}}, Options{{"dry_run", true}});
     waitIdle();
 
-    EXPECT_EQ(agent->status().lastResult, "success");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success);
     EXPECT_TRUE(units.calls.empty());
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_TRUE(agent->listBackups().empty());
@@ -111,7 +110,7 @@ TEST_F(TransactionTest, TheInstalledSetAgainIsRejected)
     fs::copy_file(enginePath(), src);
     agent->upgrade(Files{{"docker", src.string()}}, Options{});
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "rejected");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Rejected);
     EXPECT_NE(agent->status().lastError.find("already installed"), std::string::npos);
     EXPECT_TRUE(units.calls.empty());
     EXPECT_TRUE(agent->listBackups().empty());
@@ -130,7 +129,7 @@ TEST_F(TransactionTest, SecondUpgradeWhileOneRunsIsBusy)
         EXPECT_EQ(e.kind(), ErrorKind::Busy);
     }
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "success");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success);
 }
 
 TEST_F(TransactionTest, CancelWithNothingRunningIsAClearError)
@@ -158,7 +157,7 @@ TEST_F(TransactionTest, CancelAfterTheSwapRollsBack)
     fs::path src = newEngine("engine-v2", "2.0.0");
     agent->upgrade(Files{{"docker", src.string()}}, Options{});
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "cancelled");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Cancelled);
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     expectNoLeftovers();
 }
@@ -175,12 +174,12 @@ TEST_F(TransactionTest, CancelDuringTheCheckRollsBackAtTheNextProbe)
         void propertiesChanged(const std::vector<std::string>& names) override
         {
             if (!cancelled && std::find(names.begin(), names.end(), "State") != names.end() &&
-                agent->status().state == "checking") {
+                agent->status().state == AgentState::Checking) {
                 cancelled = true;
                 agent->cancel();
             }
         }
-        void finished(const std::string&, const std::string&, const std::string&) override {}
+        void finished(const std::string&, TransactionResult, const std::string&) override {}
     } canceller;
     canceller.agent = agent.get();
     agent->addObserver(&canceller);
@@ -190,7 +189,7 @@ TEST_F(TransactionTest, CancelDuringTheCheckRollsBackAtTheNextProbe)
     waitIdle();
     EXPECT_TRUE(canceller.cancelled);
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
-    EXPECT_EQ(agent->status().lastResult, "cancelled") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Cancelled) << agent->status().lastError;
     EXPECT_NE(agent->status().lastError.find("cancelled by request during the ping check"), std::string::npos)
         << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
@@ -210,11 +209,11 @@ TEST_F(TransactionTest, RollbackGoesBackToThePreviousSetAndNoBackupIsAClearError
     fs::path src = newEngine("engine-v2", "2.0.0");
     agent->upgrade(Files{{"docker", src.string()}}, Options{});
     waitIdle();
-    ASSERT_EQ(agent->status().lastResult, "success");
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success);
 
     agent->rollback();
     waitIdle();
-    EXPECT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_EQ(agent->status().currentVersion, "1.0.0");
     expectNoLeftovers();
@@ -227,7 +226,7 @@ TEST_F(TransactionTest, KeepBackupsCountsDistinctSets)
         fs::path src = newEngine("engine-v" + std::to_string(i), std::to_string(i) + ".0.0");
         agent->upgrade(Files{{"docker", src.string()}}, Options{});
         waitIdle();
-        ASSERT_EQ(agent->status().lastResult, "success") << agent->status().lastError;
+        ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
     }
     auto backups = agent->listBackups();
     ASSERT_EQ(backups.size(), 2u);  // keep_backups = 2
@@ -242,7 +241,7 @@ TEST_F(TransactionTest, RecoveryAfterACrashMidSwapRestoresTheOldSet)
     fs::path src = newEngine("engine-v2", "2.0.0");
     agent->upgrade(Files{{"docker", src.string()}}, Options{});
     waitIdle();
-    ASSERT_EQ(agent->status().lastResult, "success");
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success);
     const std::string backupId = agent->listBackups().at(0).id;
     agent.reset();
 
@@ -251,16 +250,16 @@ TEST_F(TransactionTest, RecoveryAfterACrashMidSwapRestoresTheOldSet)
     const std::string v2Sha = sha256OfFile(enginePath());
     {
         TransactionJournal journal(dir / "state");
-        journal.begin({"crashed-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}, {}});
-        journal.record("backed-up", backupId);  // the backup holds the old (1.0.0) set; fine for the test
-        journal.record("stopping");
-        journal.record("swap", "docker");
+        journal.begin({"crashed-tx", TransactionKind::Upgrade, {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}, {}});
+        journal.record(JournalStepKind::BackedUp, backupId);  // the backup holds the old (1.0.0) set; fine for the test
+        journal.record(JournalStepKind::Stopping);
+        journal.record(JournalStepKind::Swap, "docker");
     }
     fs::copy_file(v3, enginePath(), fs::copy_options::overwrite_existing);
     fs::copy_file(v3, stagedPathFor(initPath(), "crashed-tx"));  // a stray staged file too
     startAgent();
 
-    EXPECT_EQ(agent->status().lastResult, "rolled-back");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::RolledBack);
     EXPECT_NE(agent->status().lastError.find("interrupted"), std::string::npos) << agent->status().lastError;
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     EXPECT_NE(sha256OfFile(enginePath()), v2Sha);
@@ -282,12 +281,12 @@ TEST_F(TransactionTest, RecoveryDropsTheBackupItsTransactionJustMade)
     ASSERT_TRUE(made.created);
     {
         TransactionJournal journal(dir / "state");
-        journal.begin({"crashed-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}, {}});
-        journal.record("backed-up", made.set.id);
-        journal.record("backup-new", made.set.id);
+        journal.begin({"crashed-tx", TransactionKind::Upgrade, {{"docker", enginePath(), stagedPathFor(enginePath(), "crashed-tx"), ""}}, {}});
+        journal.record(JournalStepKind::BackedUp, made.set.id);
+        journal.record(JournalStepKind::BackupNew, made.set.id);
     }
     startAgent();
-    EXPECT_EQ(agent->status().lastResult, "rolled-back");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::RolledBack);
     EXPECT_EQ(agent->listBackups().size(), 1u);  // only the v1 set of the first upgrade
     EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(src));
     expectNoLeftovers();
@@ -298,11 +297,11 @@ TEST_F(TransactionTest, RecoveryBeforeTheBackupOnlyRemovesStagedFiles)
     {
         fs::create_directories(dir / "state");
         TransactionJournal journal(dir / "state");
-        journal.begin({"early-tx", "upgrade", {{"docker", enginePath(), stagedPathFor(enginePath(), "early-tx"), ""}}, {}});
+        journal.begin({"early-tx", TransactionKind::Upgrade, {{"docker", enginePath(), stagedPathFor(enginePath(), "early-tx"), ""}}, {}});
     }
     fs::copy_file("/bin/true", stagedPathFor(enginePath(), "early-tx"));
     startAgent();
-    EXPECT_EQ(agent->status().lastResult, "rolled-back");
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::RolledBack);
     EXPECT_TRUE(units.calls.empty());  // Docker was never stopped, so it is not touched
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
     expectNoLeftovers();
