@@ -11,6 +11,8 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -42,6 +44,24 @@ auto runOffLoop(boost::asio::thread_pool& pool, F f) -> Task<std::invoke_result_
         auto operation = boost::asio::co_spawn(pool.get_executor(), onPool, boost::asio::use_awaitable);
         co_return co_await std::move(operation);
     }
+}
+
+// A co_spawn completion handler: hands the message of what the coroutine
+// threw to `failed`; nothing when it ended normally.
+template <typename OnFailure>
+auto onException(OnFailure failed)
+{
+    return [failed = std::move(failed)](std::exception_ptr e) mutable {
+        if (!e)
+            return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            failed(std::string(x.what()));
+        } catch (...) {
+            failed(std::string("an exception of unknown type"));
+        }
+    };
 }
 
 }  // namespace armdock

@@ -18,6 +18,8 @@
 #include <set>
 #include <sstream>
 
+#include "fd_io.hpp"
+
 namespace armdock {
 
 namespace {
@@ -136,24 +138,27 @@ private:
         fail(node.source(), key + " must be " + std::string(expected) + ", got " + typeName(node));
     }
 
-    void readString(const toml::table& table, const std::string& key, std::string_view tableName, std::string& out) const
+    // table.key into `out` when it is there; of another type: the error says `expected`.
+    template <typename T>
+    void readScalar(const toml::table& table, const std::string& key, std::string_view tableName, T& out, std::string_view expected) const
     {
         const toml::node* node = table.get(key);
         if (!node)
             return;
-        if (!node->is_string())
-            wrongType(*node, dotted(tableName, key), "a string");
-        out = node->as_string()->get();
+        const auto* value = node->as<T>();
+        if (!value)
+            wrongType(*node, dotted(tableName, key), expected);
+        out = value->get();
+    }
+
+    void readString(const toml::table& table, const std::string& key, std::string_view tableName, std::string& out) const
+    {
+        readScalar(table, key, tableName, out, "a string");
     }
 
     void readBool(const toml::table& table, const std::string& key, std::string_view tableName, bool& out) const
     {
-        const toml::node* node = table.get(key);
-        if (!node)
-            return;
-        if (!node->is_boolean())
-            wrongType(*node, dotted(tableName, key), "true or false");
-        out = node->as_boolean()->get();
+        readScalar(table, key, tableName, out, "true or false");
     }
 
     void readUnsigned(const toml::table& table, const std::string& key, std::string_view tableName, unsigned min,
@@ -497,13 +502,10 @@ Config loadConfig(const std::filesystem::path& file)
     std::string text;
     char buffer[8192];
     for (;;) {
-        ssize_t got = ::read(fd, buffer, sizeof buffer);
-        if (got < 0 && errno == EINTR)
-            continue;
+        const ssize_t got = readRetrying(fd, buffer, sizeof buffer);
         if (got < 0) {
-            int error = errno;
             ::close(fd);
-            throw ConfigError(file.string() + ": cannot read it (" + std::strerror(error) + ")");
+            throw ConfigError(file.string() + ": cannot read it (" + std::strerror(static_cast<int>(-got)) + ")");
         }
         if (got == 0)
             break;

@@ -1,5 +1,7 @@
 #include "durable_fs.hpp"
 
+#include "fd_io.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,15 +33,8 @@ std::filesystem::path folderOf(const std::filesystem::path& file)
 
 void writeAll(int fd, const char* data, std::size_t size, const std::filesystem::path& nameForErrors)
 {
-    while (size > 0) {
-        ssize_t written = ::write(fd, data, size);
-        if (written < 0 && errno == EINTR)
-            continue;
-        if (written < 0)
-            throwErrno(errno, "cannot write", nameForErrors);
-        data += written;
-        size -= static_cast<std::size_t>(written);
-    }
+    if (const int error = writeFully(fd, data, size))
+        throwErrno(error, "cannot write", nameForErrors);
 }
 
 
@@ -53,11 +48,9 @@ bool readInChunks(const std::filesystem::path& file, std::size_t chunkSize,
         throw std::system_error(errno, std::generic_category(), "cannot open " + file.string());
     std::vector<char> buffer(chunkSize);
     for (;;) {
-        ssize_t got = ::read(fd.get(), buffer.data(), buffer.size());
-        if (got < 0 && errno == EINTR)
-            continue;
+        const ssize_t got = readRetrying(fd.get(), buffer.data(), buffer.size());
         if (got < 0)
-            throw std::system_error(errno, std::generic_category(), "cannot read " + file.string());
+            throw std::system_error(static_cast<int>(-got), std::generic_category(), "cannot read " + file.string());
         if (got == 0)
             return false;
         if (!chunk(buffer.data(), static_cast<std::size_t>(got)))
@@ -152,11 +145,9 @@ std::string copyFileDurably(const std::filesystem::path& from, const std::filesy
     Digest digest(Digest::Algorithm::Sha256);
     std::vector<char> buffer(chunkSize);
     for (;;) {
-        ssize_t got = ::read(in.get(), buffer.data(), buffer.size());
-        if (got < 0 && errno == EINTR)
-            continue;
+        const ssize_t got = readRetrying(in.get(), buffer.data(), buffer.size());
         if (got < 0)
-            throwErrno(errno, "cannot read", from);
+            throwErrno(static_cast<int>(-got), "cannot read", from);
         if (got == 0)
             break;
         digest.update(buffer.data(), static_cast<std::size_t>(got));
@@ -177,11 +168,9 @@ std::string readSmallFile(const std::filesystem::path& file)
     std::string content;
     char buffer[8192];
     for (;;) {
-        ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
-        if (got < 0 && errno == EINTR)
-            continue;
+        const ssize_t got = readRetrying(fd.get(), buffer, sizeof buffer);
         if (got < 0)
-            throwErrno(errno, "cannot read", file);
+            throwErrno(static_cast<int>(-got), "cannot read", file);
         if (got == 0)
             return content;
         content.append(buffer, static_cast<std::size_t>(got));

@@ -49,15 +49,7 @@ void EngineMonitor::arm()
         arm();
         if (checking_)  // a slow restart still runs: skip this tick
             return;
-        boost::asio::co_spawn(io_, checkOnce(), [](std::exception_ptr e) {
-            if (!e)
-                return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& x) {
-                spdlog::error("health monitor: {}", x.what());
-            }
-        });
+        boost::asio::co_spawn(io_, checkOnce(), onException([](const std::string& what) { spdlog::error("health monitor: {}", what); }));
     });
 }
 

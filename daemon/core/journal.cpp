@@ -10,14 +10,16 @@
 #include <system_error>
 
 #include "durable_fs.hpp"
+#include "fd_io.hpp"
 
 namespace armdock {
 
 namespace {
 
-std::system_error journalError(const std::filesystem::path& file, const std::string& what)
+// `error` defaults to errno as it is where the caller stands.
+std::system_error journalError(const std::filesystem::path& file, const std::string& what, int error = errno)
 {
-    return std::system_error(errno, std::generic_category(), what + " " + file.string());
+    return std::system_error(error, std::generic_category(), what + " " + file.string());
 }
 
 // Appends the lines in one write and fsyncs once.
@@ -26,18 +28,8 @@ void appendLines(int fd, const std::filesystem::path& file, const std::vector<nl
     std::string text;
     for (const auto& line : lines)
         text += line.dump() + "\n";
-    const char* data = text.data();
-    std::size_t left = text.size();
-    while (left > 0) {
-        ssize_t n = ::write(fd, data, left);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            throw journalError(file, "cannot write transaction journal");
-        }
-        data += n;
-        left -= static_cast<std::size_t>(n);
-    }
+    if (const int error = writeFully(fd, text.data(), text.size()))
+        throw journalError(file, "cannot write transaction journal", error);
     // The lines must be on disk before the steps they announce take effect.
     fsyncFd(fd, file);
 }

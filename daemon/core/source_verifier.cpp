@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "elf_check.hpp"
@@ -321,20 +322,13 @@ OpenedSource checkOpenedSource(const std::string& payloadName, const std::string
 
 std::string fileKind(mode_t mode)
 {
-    if (S_ISREG(mode))
-        return "a regular file";
-    if (S_ISDIR(mode))
-        return "a folder";
-    if (S_ISFIFO(mode))
-        return "a FIFO (named pipe)";
-    if (S_ISSOCK(mode))
-        return "a socket";
-    if (S_ISCHR(mode))
-        return "a character device";
-    if (S_ISBLK(mode))
-        return "a block device";
-    if (S_ISLNK(mode))
-        return "a symlink";
+    static constexpr std::pair<mode_t, const char*> kinds[] = {
+        {S_IFREG, "a regular file"}, {S_IFDIR, "a folder"},          {S_IFIFO, "a FIFO (named pipe)"}, {S_IFSOCK, "a socket"},
+        {S_IFCHR, "a character device"}, {S_IFBLK, "a block device"}, {S_IFLNK, "a symlink"},
+    };
+    for (const auto& [type, kind] : kinds)
+        if ((mode & S_IFMT) == type)
+            return kind;
     return "of an unknown file type";
 }
 

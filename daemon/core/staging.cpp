@@ -13,6 +13,7 @@
 
 #include "durable_fs.hpp"
 #include "errors.hpp"
+#include "fd_io.hpp"
 #include "sha_digest.hpp"
 #include "unique_fd.hpp"
 
@@ -37,15 +38,8 @@ public:
 
 void writeAll(int fd, const char* data, std::size_t size, const std::filesystem::path& path)
 {
-    while (size > 0) {
-        ssize_t written = ::write(fd, data, size);
-        if (written < 0 && errno == EINTR)
-            continue;
-        if (written < 0)
-            copyFailed("cannot write", path, errno);
-        data += written;
-        size -= static_cast<std::size_t>(written);
-    }
+    if (const int error = writeFully(fd, data, size))
+        copyFailed("cannot write", path, error);
 }
 
 // pread from offset 0, whatever the descriptor's position: the verifier (or

@@ -23,17 +23,11 @@ void ServiceLifecycle::start()
     waitForStop();
     // SIGHUP is armed once READY=1 is sent (startUp): one before then waits in
     // the signal_set instead of reloading before the bus name is taken.
-    boost::asio::co_spawn(io_, startUp(), [this](std::exception_ptr e) {
-        if (!e)
-            return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            spdlog::critical("start-up failed: {}", x.what());
-        }
+    boost::asio::co_spawn(io_, startUp(), onException([this](const std::string& what) {
+        spdlog::critical("start-up failed: {}", what);
         exitCode_ = 1;
         io_.stop();
-    });
+    }));
 }
 
 Task<void> ServiceLifecycle::startUp()

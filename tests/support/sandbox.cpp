@@ -79,14 +79,18 @@ std::string readFileOr(const fs::path& file, const std::string& fallback = {})
     return ss.str();
 }
 
+// The fields of /proc/PID/stat after "(comm) ", from field 3 (state) on; "" if gone.
+std::string statAfterName(pid_t pid)
+{
+    const std::string stat = readFileOr("/proc/" + std::to_string(pid) + "/stat");
+    const auto close = stat.rfind(')');
+    return close == std::string::npos || close + 2 >= stat.size() ? std::string() : stat.substr(close + 2);
+}
+
 // Field 22 of /proc/PID/stat (start time in clock ticks since boot), 0 if gone.
 unsigned long long processStartTime(pid_t pid)
 {
-    std::string stat = readFileOr("/proc/" + std::to_string(pid) + "/stat");
-    auto close = stat.rfind(')');
-    if (close == std::string::npos)
-        return 0;
-    std::istringstream rest(stat.substr(close + 2));
+    std::istringstream rest(statAfterName(pid));
     std::string field;
     // After "comm)": state is field 3; start time is field 22.
     for (int i = 3; i <= 22; ++i) {
@@ -98,20 +102,13 @@ unsigned long long processStartTime(pid_t pid)
 
 char processState(pid_t pid)
 {
-    std::string stat = readFileOr("/proc/" + std::to_string(pid) + "/stat");
-    auto close = stat.rfind(')');
-    if (close == std::string::npos || close + 2 >= stat.size())
-        return 0;
-    return stat[close + 2];
+    const std::string fields = statAfterName(pid);
+    return fields.empty() ? 0 : fields[0];
 }
 
 pid_t parentOf(pid_t pid)
 {
-    std::string stat = readFileOr("/proc/" + std::to_string(pid) + "/stat");
-    auto close = stat.rfind(')');
-    if (close == std::string::npos)
-        return 0;
-    std::istringstream rest(stat.substr(close + 2));
+    std::istringstream rest(statAfterName(pid));
     std::string state;
     pid_t ppid = 0;
     rest >> state >> ppid;
