@@ -67,6 +67,7 @@ struct Agent::Impl {
     bool reloading = false;  // reload() is reading the config or the drop-in folder off the loop
     bool stopping = false;   // refuseNewTransactions(): the service drains and stops
     std::optional<JournalContents> interrupted;  // found by startUp, recovered by recoverInterrupted
+    bool recovering = false;                     // a recovery runs: it cannot be cancelled
 
     Impl(boost::asio::io_context& io_, boost::asio::thread_pool& pool_, UnitControl& units_, EngineApi& engine_, Config config_)
         : io(io_), pool(pool_), units(units_), engine(engine_), config(std::move(config_))
@@ -277,11 +278,13 @@ struct Agent::Impl {
         // The drop-ins the interrupted transaction applied: settled by this outcome, never applied again.
         dropinsInFlight = pending.begin.dropins;
         TransactionOutcome outcome;
+        recovering = true;
         try {
             outcome = co_await runner->recover(std::move(pending));
         } catch (const std::exception& e) {
             outcome = {TransactionResult::Failed, std::string("recovery failed: ") + e.what(), ""};
         }
+        recovering = false;
         co_await settle(tx, outcome);
     }
 
@@ -736,6 +739,10 @@ void Agent::cancel()
 {
     if (!impl_->running)
         throw AgentError(ErrorKind::Failed, "nothing to cancel: no transaction is running");
+    if (impl_->interrupted || impl_->recovering)
+        throw AgentError(ErrorKind::Failed, "transaction " + impl_->status.transaction +
+                                                " is the recovery of an interrupted transaction and cannot be cancelled: it puts the set "
+                                                "that was installed before back and starts Docker, then ends by itself");
     impl_->cancelRequested = true;
     spdlog::warn("cancel requested for transaction {} in state {}", impl_->status.transaction, impl_->status.state);
 }

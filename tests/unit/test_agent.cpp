@@ -221,6 +221,13 @@ TEST_F(AgentStartUpTest, StartUpFindsTheInterruptedTransactionAndTheRecoveryRuns
     EXPECT_TRUE(units.calls.empty()) << "start-up touched a unit: " << units.calls.front();
     EXPECT_TRUE(recorder.finishedCalls.empty());
     EXPECT_THROW(agent->rollback(), AgentError);  // Busy while the recovery waits to run
+    // A recovery is not cancelled: Cancel says so instead of answering as if it would be.
+    try {
+        agent->cancel();
+        ADD_FAILURE() << "Cancel during a recovery answered success";
+    } catch (const AgentError& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot be cancelled"), std::string::npos) << e.what();
+    }
 
     runTask([this] { return agent->recoverInterrupted(); });
     EXPECT_FALSE(agent->busy());
