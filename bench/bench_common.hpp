@@ -69,7 +69,7 @@ inline double median(std::vector<double> v)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-inline std::string fmt(double v, int decimals = 1)
+inline std::string formatted(double v, int decimals = 1)
 {
     if (std::isnan(v))
         return "n/a";
@@ -82,7 +82,7 @@ inline std::string join(const std::vector<double>& v, int decimals = 1)
 {
     std::string s;
     for (double x : v)
-        s += (s.empty() ? "" : " ") + fmt(x, decimals);
+        s += (s.empty() ? "" : " ") + formatted(x, decimals);
     return s;
 }
 
@@ -111,7 +111,7 @@ inline void addSummary(const SummaryRow& r)
     }
 }
 
-inline std::string ratio(double a, double b) { return (b > 0 && !std::isnan(a) && !std::isnan(b)) ? fmt(a / b, 2) : "n/a"; }
+inline std::string ratio(double a, double b) { return (b > 0 && !std::isnan(a) && !std::isnan(b)) ? formatted(a / b, 2) : "n/a"; }
 
 // ---- processes --------------------------------------------------------------
 

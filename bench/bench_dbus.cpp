@@ -169,31 +169,31 @@ int main()
         sCpu.push_back(serverCpuPerCallUs(*one[0], Call::SystemdProperty, managerPid, n));
         aRate16.push_back(callsPerSecond(clients, Call::AgentProperty, seconds));
         sRate16.push_back(callsPerSecond(clients, Call::SystemdProperty, seconds));
-        std::cout << "round " << r + 1 << ": calls/s 1 client agent " << fmt(aRate1.back(), 0) << " systemd " << fmt(sRate1.back(), 0)
-                  << "; 16 clients agent " << fmt(aRate16.back(), 0) << " systemd " << fmt(sRate16.back(), 0) << std::endl;
+        std::cout << "round " << r + 1 << ": calls/s 1 client agent " << formatted(aRate1.back(), 0) << " systemd " << formatted(sRate1.back(), 0)
+                  << "; 16 clients agent " << formatted(aRate16.back(), 0) << " systemd " << formatted(sRate16.back(), 0) << std::endl;
     }
     const double ap50 = percentile(aProp, 50), ap99 = percentile(aProp, 99), sp50 = percentile(sProp, 50), sp99 = percentile(sProp, 99);
     const double al50 = percentile(aList, 50), al99 = percentile(aList, 99);
     const double a1 = median(aRate1), s1 = median(sRate1), a16 = median(aRate16), s16 = median(sRate16);
     std::cout << "\n4. D-Bus (" << rounds << " rounds alternating, " << n << " calls per latency batch; µs)\n";
-    std::cout << "   Get State (agent)            p50 " << fmt(ap50) << "  p99 " << fmt(ap99) << "\n";
-    std::cout << "   ListBackups (agent, 1 entry) p50 " << fmt(al50) << "  p99 " << fmt(al99) << "\n";
-    std::cout << "   Get Version (systemd)        p50 " << fmt(sp50) << "  p99 " << fmt(sp99) << "\n";
-    std::cout << "   calls/s, 1 client:   agent " << fmt(a1, 0) << "  systemd " << fmt(s1, 0) << "  (medians of " << join(aRate1, 0) << " | "
+    std::cout << "   Get State (agent)            p50 " << formatted(ap50) << "  p99 " << formatted(ap99) << "\n";
+    std::cout << "   ListBackups (agent, 1 entry) p50 " << formatted(al50) << "  p99 " << formatted(al99) << "\n";
+    std::cout << "   Get Version (systemd)        p50 " << formatted(sp50) << "  p99 " << formatted(sp99) << "\n";
+    std::cout << "   calls/s, 1 client:   agent " << formatted(a1, 0) << "  systemd " << formatted(s1, 0) << "  (medians of " << join(aRate1, 0) << " | "
               << join(sRate1, 0) << ")\n";
-    std::cout << "   calls/s, 16 clients: agent " << fmt(a16, 0) << "  systemd " << fmt(s16, 0) << "  (medians of " << join(aRate16, 0)
+    std::cout << "   calls/s, 16 clients: agent " << formatted(a16, 0) << "  systemd " << formatted(s16, 0) << "  (medians of " << join(aRate16, 0)
               << " | " << join(sRate16, 0) << ")\n";
     const double ac = median(aCpu), sc = median(sCpu);
-    std::cout << "   server CPU per property read (main thread, /proc/PID/schedstat): agent " << fmt(ac, 1) << " µs  systemd "
-              << fmt(sc, 1) << " µs  (medians of " << join(aCpu, 1) << " | " << join(sCpu, 1) << ")\n";
+    std::cout << "   server CPU per property read (main thread, /proc/PID/schedstat): agent " << formatted(ac, 1) << " µs  systemd "
+              << formatted(sc, 1) << " µs  (medians of " << join(aCpu, 1) << " | " << join(sCpu, 1) << ")\n";
     // "Not slower": within 5 % (run-to-run noise on a shared machine).
-    addSummary({"4 D-Bus", "property read p50 / p99 (µs)", fmt(ap50) + " / " + fmt(ap99), "systemd " + fmt(sp50) + " / " + fmt(sp99),
+    addSummary({"4 D-Bus", "property read p50 / p99 (µs)", formatted(ap50) + " / " + formatted(ap99), "systemd " + formatted(sp50) + " / " + formatted(sp99),
                 ratio(ap50, sp50), "<= systemd", ap50 <= 1.05 * sp50 && ap99 <= 1.05 * sp99});
-    addSummary({"4 D-Bus", "ListBackups p50 / p99 (µs)", fmt(al50) + " / " + fmt(al99), "systemd prop " + fmt(sp50) + " / " + fmt(sp99),
+    addSummary({"4 D-Bus", "ListBackups p50 / p99 (µs)", formatted(al50) + " / " + formatted(al99), "systemd prop " + formatted(sp50) + " / " + formatted(sp99),
                 ratio(al50, sp50), "<= systemd", al50 <= 1.05 * sp50 && al99 <= 1.05 * sp99});
-    addSummary({"4 D-Bus", "server CPU per property read (µs)", fmt(ac, 1), "systemd " + fmt(sc, 1), ratio(ac, sc), "<= systemd",
+    addSummary({"4 D-Bus", "server CPU per property read (µs)", formatted(ac, 1), "systemd " + formatted(sc, 1), ratio(ac, sc), "<= systemd",
                 ac <= 1.05 * sc});
-    addSummary({"4 D-Bus", "calls/s, 1 client", fmt(a1, 0), "systemd " + fmt(s1, 0), ratio(a1, s1), ">= systemd", a1 >= 0.95 * s1});
-    addSummary({"4 D-Bus", "calls/s, 16 clients", fmt(a16, 0), "systemd " + fmt(s16, 0), ratio(a16, s16), ">= systemd", a16 >= 0.95 * s16});
+    addSummary({"4 D-Bus", "calls/s, 1 client", formatted(a1, 0), "systemd " + formatted(s1, 0), ratio(a1, s1), ">= systemd", a1 >= 0.95 * s1});
+    addSummary({"4 D-Bus", "calls/s, 16 clients", formatted(a16, 0), "systemd " + formatted(s16, 0), ratio(a16, s16), ">= systemd", a16 >= 0.95 * s16});
     return 0;
 }

@@ -75,8 +75,8 @@ int main()
     const double cpu = procCpuMs(agent) - cpu0, bcpu = procCpuMs(bus) - bcpu0;
     const long wakeups = procContextSwitches(agent) - cs0, bwakeups = procContextSwitches(bus) - bcs0;
     const long watchdogTicks = idleSec * 4 / 10;  // WatchdogSec=10s, fed every 2.5 s
-    std::cout << "   idle " << idleSec << " s: agent CPU " << fmt(cpu, 0) << " ms, " << wakeups << " wake-ups (watchdog feeds: "
-              << watchdogTicks << ")   |  dbus-daemon CPU " << fmt(bcpu, 0) << " ms, " << bwakeups << " wake-ups\n";
+    std::cout << "   idle " << idleSec << " s: agent CPU " << formatted(cpu, 0) << " ms, " << wakeups << " wake-ups (watchdog feeds: "
+              << watchdogTicks << ")   |  dbus-daemon CPU " << formatted(bcpu, 0) << " ms, " << bwakeups << " wake-ups\n";
 
     // The static build, if there is one: the same unit, restarted on it.
     std::optional<Memory> staticAfterCalls;
@@ -118,7 +118,7 @@ int main()
                     "dynamic " + std::to_string(a2.vmRss) + " / " + std::to_string(a2.pss) + " / " + std::to_string(a2.rssAnon),
                     ratio(m.vmRss, a2.vmRss), "VmRSS < 6144 kB", m.vmRss < 6144});
     }
-    addSummary({"3 footprint", "idle " + std::to_string(idleSec) + " s: CPU ms, wake-ups", fmt(cpu, 0) + " ms, " + std::to_string(wakeups),
+    addSummary({"3 footprint", "idle " + std::to_string(idleSec) + " s: CPU ms, wake-ups", formatted(cpu, 0) + " ms, " + std::to_string(wakeups),
                 "watchdog feeds " + std::to_string(watchdogTicks), ratio(wakeups, watchdogTicks), "wake-ups <= watchdog's",
                 wakeups <= watchdogTicks + 1});
     return 0;

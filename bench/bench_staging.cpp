@@ -77,16 +77,16 @@ int main()
             }
             fs::remove(copy);
         }
-        std::cout << "round " << i + 1 << ": agent " << fmt(agent.back()) << " ms   sha256sum+cp " << fmt(reference.back()) << " ms"
+        std::cout << "round " << i + 1 << ": agent " << formatted(agent.back()) << " ms   sha256sum+cp " << formatted(reference.back()) << " ms"
                   << std::endl;
     }
     const double a = median(agent), r = median(reference);
-    std::cout << "\n6. Staging a " << fmt(size, 0) << " MiB engine, " << rounds << " rounds alternating\n";
-    std::cout << "   agent (verify + copy + SHA-256 + SHA-1 + fsync) runs: " << join(agent) << "  median " << fmt(a) << " ms ("
-              << fmt(size / a * 1000, 0) << " MiB/s)\n";
-    std::cout << "   sha256sum + cp (no fsync)                 runs: " << join(reference) << "  median " << fmt(r) << " ms ("
-              << fmt(size / r * 1000, 0) << " MiB/s)\n";
-    addSummary({"6 staging", "verify+copy+SHA-256 of " + fmt(size, 0) + " MiB, median ms", fmt(a), "sha256sum+cp " + fmt(r), ratio(a, r),
+    std::cout << "\n6. Staging a " << formatted(size, 0) << " MiB engine, " << rounds << " rounds alternating\n";
+    std::cout << "   agent (verify + copy + SHA-256 + SHA-1 + fsync) runs: " << join(agent) << "  median " << formatted(a) << " ms ("
+              << formatted(size / a * 1000, 0) << " MiB/s)\n";
+    std::cout << "   sha256sum + cp (no fsync)                 runs: " << join(reference) << "  median " << formatted(r) << " ms ("
+              << formatted(size / r * 1000, 0) << " MiB/s)\n";
+    addSummary({"6 staging", "verify+copy+SHA-256 of " + formatted(size, 0) + " MiB, median ms", formatted(a), "sha256sum+cp " + formatted(r), ratio(a, r),
                 "< sha256sum+cp", a < r});
     return 0;
 }

@@ -63,13 +63,13 @@ int main(int, char** argv)
     for (int i = 0; i < rounds; ++i) {
         agent.push_back(startMs(sandbox, "armdock-agent.service"));
         reference.push_back(startMs(sandbox, "bench-notify.service"));
-        std::cout << "round " << i + 1 << ": agent " << fmt(agent.back(), 2) << " ms   sd_notify-only " << fmt(reference.back(), 2)
+        std::cout << "round " << i + 1 << ": agent " << formatted(agent.back(), 2) << " ms   sd_notify-only " << formatted(reference.back(), 2)
                   << " ms";
         if (!staticAgent.empty()) {
             useBinary(staticAgent);
             statics.push_back(startMs(sandbox, "armdock-agent.service"));
             useBinary(requireAgentBinary());
-            std::cout << "   static build " << fmt(statics.back(), 2) << " ms";
+            std::cout << "   static build " << formatted(statics.back(), 2) << " ms";
         }
         std::cout << std::endl;
     }
@@ -77,14 +77,14 @@ int main(int, char** argv)
     const double a = median(agent), r = median(reference);
     std::cout << "\n5. Start to READY=1 (ExecMainStartTimestampMonotonic -> ActiveEnterTimestampMonotonic), " << rounds
               << " rounds alternating\n";
-    std::cout << "   agent          runs: " << join(agent, 2) << "  median " << fmt(a, 2) << " ms\n";
-    std::cout << "   sd_notify-only runs: " << join(reference, 2) << "  median " << fmt(r, 2) << " ms\n";
-    addSummary({"5 start", "exec -> READY=1, median ms", fmt(a, 2), "sd_notify-only " + fmt(r, 2), ratio(a, r), "< 20 ms", a < 20});
+    std::cout << "   agent          runs: " << join(agent, 2) << "  median " << formatted(a, 2) << " ms\n";
+    std::cout << "   sd_notify-only runs: " << join(reference, 2) << "  median " << formatted(r, 2) << " ms\n";
+    addSummary({"5 start", "exec -> READY=1, median ms", formatted(a, 2), "sd_notify-only " + formatted(r, 2), ratio(a, r), "< 20 ms", a < 20});
     if (!statics.empty()) {
         const double st = median(statics);
-        std::cout << "   static build   runs: " << join(statics, 2) << "  median " << fmt(st, 2) << " ms (" << staticAgent.string()
+        std::cout << "   static build   runs: " << join(statics, 2) << "  median " << formatted(st, 2) << " ms (" << staticAgent.string()
                   << ")\n";
-        addSummary({"5 start", "static build: exec -> READY=1, median ms", fmt(st, 2), "sd_notify-only " + fmt(r, 2), ratio(st, r),
+        addSummary({"5 start", "static build: exec -> READY=1, median ms", formatted(st, 2), "sd_notify-only " + formatted(r, 2), ratio(st, r),
                     "< 20 ms", st < 20});
     }
     return 0;
