@@ -268,7 +268,7 @@ private:
         checkKnownKeys(table, "docker",
                        {"service", "socket_unit", "socket", "stop_timeout_sec", "start_timeout_sec",
                         "health_timeout_sec", "grace_sec", "smoke_command", "dockerinit_pairing",
-                        "monitor_interval_sec", "monitor_failures", "max_restarts_per_hour", "expect_containers_back",
+                        "monitor_interval_sec", "monitor_failures", "max_restarts_per_hour", "expect_containers_back", "live_restore",
                         "check_main_exe"});
         readUnits(table, docker);
         readAbsolutePath(table, "socket", "docker", docker.socket);
@@ -283,6 +283,14 @@ private:
         readUnsigned(table, "max_restarts_per_hour", "docker", 0, 1000, docker.maxRestartsPerHour);
         readBool(table, "expect_containers_back", "docker", docker.expectContainersBack);
         readBool(table, "check_main_exe", "docker", docker.checkMainExe);
+        if (const toml::node* node = table.get("live_restore")) {
+            std::string word;
+            readString(table, "live_restore", "docker", word);
+            const auto mode = fromString<LiveRestoreMode>(word);
+            if (!mode)
+                fail(node->source(), "docker.live_restore must be \"auto\", \"require\" or \"off\", got " + inQuotes(word));
+            docker.liveRestore = *mode;
+        }
     }
 
     // systemd's D-Bus API wants full unit names, so the suffix is checked here
@@ -353,7 +361,7 @@ private:
 
     PayloadSpec readPayload(const toml::table& table, const std::string& key) const
     {
-        checkKnownKeys(table, key, {"name", "path", "mode", "version_args", "engine"});
+        checkKnownKeys(table, key, {"name", "path", "mode", "version_args", "engine", "units"});
         PayloadSpec spec;
         readPayloadName(table, key, spec.name);
         readPayloadPath(table, key, spec.path);
@@ -366,7 +374,29 @@ private:
         } else if (spec.engine) {
             spec.versionArgs = {"-v"};  // what every Docker engine understands
         }
+        if (const toml::node* node = table.get("units"))
+            spec.units = readPayloadUnits(*node, key + ".units");
         return spec;
+    }
+
+    // Full unit names (systemd's D-Bus API wants them), each once.
+    std::vector<std::string> readPayloadUnits(const toml::node& node, const std::string& key) const
+    {
+        std::vector<std::string> units = readStringArray(node, key);
+        for (std::size_t i = 0; i < units.size(); ++i) {
+            const std::string& unit = units[i];
+            const bool named = unit.size() > 8 && (unit.ends_with(".service") || unit.ends_with(".socket")) &&
+                               std::all_of(unit.begin(), unit.end(), [](char c) {
+                                   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '@' ||
+                                          c == ':' || c == '\\';
+                               });
+            if (!named)
+                fail(node.source(), key + " must list unit names ending in \".service\" or \".socket\", such as \"containerd.service\", got " +
+                                        inQuotes(unit));
+            if (std::find(units.begin(), units.begin() + static_cast<std::ptrdiff_t>(i), unit) != units.begin() + static_cast<std::ptrdiff_t>(i))
+                fail(node.source(), key + " names " + inQuotes(unit) + " twice");
+        }
+        return units;
     }
 
     const toml::node& required(const toml::table& table, const std::string& tableKey, std::string_view key,
@@ -456,6 +486,29 @@ const PayloadSpec* Config::findPayload(std::string_view name) const
 {
     auto found = std::find_if(payloads.begin(), payloads.end(), [&](const PayloadSpec& p) { return p.name == name; });
     return found == payloads.end() ? nullptr : &*found;
+}
+
+std::vector<std::string> Config::engineUnits() const
+{
+    std::vector<std::string> units;
+    if (!docker.socketUnit.empty())
+        units.push_back(docker.socketUnit);
+    units.push_back(docker.service);
+    return units;
+}
+
+std::vector<std::string> Config::unitsOf(const std::vector<std::string>& payloadNames) const
+{
+    std::vector<std::string> units;
+    for (const auto& name : payloadNames) {
+        const PayloadSpec* spec = findPayload(name);
+        if (!spec)
+            continue;
+        for (const auto& unit : spec->units ? *spec->units : engineUnits())
+            if (std::find(units.begin(), units.end(), unit) == units.end())
+                units.push_back(unit);
+    }
+    return units;
 }
 
 const PayloadSpec& Config::enginePayload() const

@@ -8,9 +8,12 @@
 
 #include <filesystem>
 #include <stdexcept>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "vocabulary.hpp"
 
 namespace armdock {
 
@@ -20,6 +23,10 @@ struct PayloadSpec {
     mode_t mode = 0755;
     std::vector<std::string> versionArgs;  // non-empty for the engine: {"-v"}
     bool engine = false;                 // the payload whose version /version reports
+    // The units that run this file and restart when it changes; nullopt:
+    // the engine's (docker.socket_unit, docker.service); empty: none (a
+    // program run per operation, such as runc).
+    std::optional<std::vector<std::string>> units;
 
     bool operator==(const PayloadSpec&) const = default;
 };
@@ -43,6 +50,20 @@ struct AgentSection {
     bool operator==(const AgentSection&) const = default;
 };
 
+// [docker] live_restore: how an engine restart must treat running containers.
+enum class LiveRestoreMode {
+    Auto,     // with live-restore on and no Swarm: each must keep running; else they must come back
+    Require,  // refuse an upgrade that cannot keep them running
+    Off,      // never checked
+};
+
+template <>
+struct Words<LiveRestoreMode> {
+    using enum LiveRestoreMode;
+    static constexpr std::array<Word<LiveRestoreMode>, 3> table{{{Auto, "auto"}, {Require, "require"}, {Off, "off"}}};
+};
+static_assert(tableIsWhole<LiveRestoreMode>(3));
+
 struct DockerSection {
     std::string service = "docker.service";
     std::string socketUnit = "docker.socket";  // empty: not socket-activated
@@ -61,6 +82,7 @@ struct DockerSection {
     // file (/proc/PID/exe). false only for a target that is a launcher
     // executing another program.
     bool checkMainExe = true;
+    LiveRestoreMode liveRestore = LiveRestoreMode::Auto;
 
     bool operator==(const DockerSection&) const = default;
 };
@@ -73,6 +95,11 @@ struct Config {
 
     const PayloadSpec* findPayload(std::string_view name) const;
     const PayloadSpec& enginePayload() const;
+    // docker.socket_unit (if any), then docker.service.
+    std::vector<std::string> engineUnits() const;
+    // The units a change of these payloads restarts, each once, in the order
+    // the payloads name them (unknown names count for nothing).
+    std::vector<std::string> unitsOf(const std::vector<std::string>& payloadNames) const;
 
     bool operator==(const Config&) const = default;
 };

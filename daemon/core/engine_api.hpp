@@ -34,8 +34,10 @@ public:
     virtual Task<std::string> version(std::chrono::milliseconds timeout) = 0;
     // GET /info -> "InitSha1" when present and not empty (Docker 1.10).
     virtual Task<std::optional<std::string>> initSha1(std::chrono::milliseconds timeout) = 0;
-    // GET /containers/json?all=1 plus each container's HostConfig.RestartPolicy.
+    // GET /containers/json?all=1 plus each container's HostConfig.RestartPolicy and State.Pid.
     virtual Task<std::vector<ContainerSummary>> containers(std::chrono::milliseconds timeout) = 0;
+    // GET /info -> LiveRestoreEnabled and Swarm.LocalNodeState.
+    virtual Task<LiveRestoreInfo> liveRestore(std::chrono::milliseconds timeout) = 0;
 };
 
 }  // namespace armdock

@@ -1,7 +1,7 @@
 #include "engine_version.hpp"
 
-
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <regex>
 #include <system_error>
@@ -99,6 +99,23 @@ bool fileContainsText(const std::filesystem::path& file, std::string_view text)
         window.erase(0, window.size() - std::min(window.size(), text.size() - 1));
         return true;
     });
+}
+
+std::string releaseLine(std::string_view version)
+{
+    const auto digitsFrom = [&](std::size_t at) {
+        std::size_t end = at;
+        while (end < version.size() && std::isdigit(static_cast<unsigned char>(version[end])))
+            ++end;
+        return end;
+    };
+    const std::size_t major = digitsFrom(0);
+    if (major == 0 || major >= version.size() || version[major] != '.')
+        return "";
+    const std::size_t minor = digitsFrom(major + 1);
+    if (minor == major + 1)
+        return "";
+    return std::string(version.substr(0, minor));
 }
 
 }  // namespace armdock

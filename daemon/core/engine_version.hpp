@@ -16,6 +16,10 @@ namespace armdock {
 // "Docker version 20.10.24+dfsg1, build 5d6db84". nullopt when no version.
 std::optional<std::string> parseDockerVersionLine(std::string_view output);
 
+// The release line of a version, its first two numbers ("20.10" of
+// "20.10.24+dfsg1", "1.10" of "1.10.3"); "" when it has none.
+std::string releaseLine(std::string_view version);
+
 // Runs `binary args...` with an empty environment (PATH=/usr/sbin:/usr/bin:/sbin:/bin),
 // stdin from /dev/null, collects stdout+stderr (at most 64 KiB), kills it
 // after `timeout`. Throws AgentError(PayloadRejected) naming the binary when

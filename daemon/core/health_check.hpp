@@ -62,10 +62,14 @@ struct HealthExpectations {
     std::string expectedVersion;  // empty: not checked
     std::optional<std::string> expectedInitSha1;
     std::optional<ExecutableIdentity> expectedExe;  // empty: not checked
+    // Other restarted services and the file each main process must run
+    // (containerd.service after a new containerd).
+    std::vector<std::pair<std::string, ExecutableIdentity>> otherExes;
     std::chrono::milliseconds timeout{60000};  // from the start job's end to a passing check
     std::chrono::milliseconds grace{5000};
     std::vector<std::string> smokeCommand;
     std::vector<ContainerSummary> containersBack;  // seen running before the stop; must run again
+    std::vector<KeptContainer> keptRunning;        // live-restore: each must still run in the same process
     // Asked before every probe (ping, version, grace tick, container poll;
     // not while the smoke command runs): true ends the check with
     // HealthCheckCancelled. Empty: the check cannot be cancelled.

@@ -25,6 +25,7 @@
 #include "file_attributes.hpp"
 #include "health_check.hpp"
 #include "logging.hpp"
+#include "process_start.hpp"
 #include "sha_digest.hpp"
 #include "staging.hpp"
 
@@ -114,10 +115,14 @@ void materialize(const SetMember& member, const fs::path& backupFile, const fs::
 
 // What one run() staged and learned, step by step.
 struct TransactionRunner::Attempt {
-    explicit Attempt(TransactionPlan p) : plan(std::move(p)), begin{plan.id, plan.kind, {}, plan.dropins}
+    Attempt(TransactionPlan p, const Config& config) : plan(std::move(p)), begin{plan.id, plan.kind, {}, plan.dropins}
     {
-        for (const auto& payload : plan.payloads)
+        std::vector<std::string> names;
+        for (const auto& payload : plan.payloads) {
             begin.payloads.push_back({payload.spec->name, payload.spec->path, stagedPathFor(payload.spec->path, plan.id), payload.expectedSha256});
+            names.push_back(payload.spec->name);
+        }
+        units = config.unitsOf(names);
     }
 
     TransactionPlan plan;
@@ -130,7 +135,10 @@ struct TransactionRunner::Attempt {
     std::optional<std::string> newInitSha1;
     BackupStore::BackUpResult backup;  // the installed set, backed up
     std::vector<ContainerSummary> containersBack;
+    bool liveRestore = false;                 // the running engine keeps its containers through a restart
+    std::vector<KeptContainer> keptRunning;   // and these ran when it was stopped
     std::vector<std::string> announced;  // payloads whose rename the journal announced
+    std::vector<std::string> units;      // the units this change restarts
     bool cancelled = false;
     bool backupDamaged = false;  // a rollback's backup did not hash to its manifest
 
@@ -162,6 +170,7 @@ struct TransactionRunner::RollbackRequest {
     bool useStaged = true;            // false in a recovery: copy afresh from the backup
     std::vector<std::pair<SetMember, fs::path>> failedSet;  // kept as a backup if the rollback fails too; empty in a recovery
     std::string failedVersion;
+    std::vector<std::string> units;   // the units the transaction restarts
 };
 
 TransactionRunner::TransactionRunner(const Config& config, Services services) : config_(config), s_(std::move(services)) {}
@@ -172,33 +181,48 @@ void TransactionRunner::report(AgentState state, unsigned percent, const std::st
         s_.report(state, percent, message);
 }
 
-Task<void> TransactionRunner::stopEngine()
+// One job batch, as `systemctl stop|start docker.socket docker.service`:
+// every job enqueued before any is awaited (one job wait in the outage, not
+// two), systemd ordering them by their dependencies (a socket before the
+// service it activates). The engine's socket is stopped too: once it is gone
+// no client can start the old engine again mid-swap.
+Task<void> TransactionRunner::unitBatch(const std::vector<std::string>& units, bool start)
 {
-    const milliseconds timeout = seconds(config_.docker.stopTimeoutSec);
-    // The socket too: once it is gone no client can start the old engine
-    // again mid-swap. Both jobs are enqueued before either is awaited, as
-    // `systemctl stop docker.socket docker.service` does (one job wait in the
-    // outage, not two).
-    auto stopped = s_.units.stopUnits(engineUnits(), timeout);  // GCC 12: no temporaries in a co_await
-    co_await std::move(stopped);
+    if (units.empty())
+        co_return;
+    const milliseconds timeout = seconds(start ? config_.docker.startTimeoutSec : config_.docker.stopTimeoutSec);
+    auto jobs = start ? s_.units.startUnits(units, timeout) : s_.units.stopUnits(units, timeout);  // GCC 12: no temporaries in a co_await
+    co_await std::move(jobs);
 }
 
-Task<void> TransactionRunner::startEngine()
+Task<void> TransactionRunner::stopUnits(const std::vector<std::string>& units) { return unitBatch(units, false); }
+
+Task<void> TransactionRunner::startUnits(const std::vector<std::string>& units) { return unitBatch(units, true); }
+
+namespace {
+
+std::string listed(const std::vector<std::string>& units)
 {
-    const milliseconds timeout = seconds(config_.docker.startTimeoutSec);
-    // Enqueued together, as `systemctl start docker.socket docker.service`:
-    // systemd starts the socket before the service it activates.
-    auto started = s_.units.startUnits(engineUnits(), timeout);  // GCC 12: no temporaries in a co_await
-    co_await std::move(started);
+    std::string out;
+    for (const auto& unit : units)
+        out += (out.empty() ? "" : ", ") + unit;
+    return out;
 }
 
-std::vector<std::string> TransactionRunner::engineUnits() const
+}  // namespace
+
+Task<std::vector<KeptContainer>> TransactionRunner::containersToKeepRunning()
 {
-    std::vector<std::string> units;
-    if (!config_.docker.socketUnit.empty())
-        units.push_back(config_.docker.socketUnit);  // first: see stopEngine
-    units.push_back(config_.docker.service);
-    return units;
+    std::vector<KeptContainer> kept;
+    try {
+        for (const auto& c : co_await s_.engine.containers(seconds(5)))
+            if (c.state == "running" && c.pid > 0)
+                if (const auto started = processStartTime(c.pid))
+                    kept.push_back({c.id, c.name, c.pid, *started});
+    } catch (const std::exception& e) {
+        spdlog::warn("cannot list the running containers before the stop ({}); whether they keep running is not checked", e.what());
+    }
+    co_return kept;
 }
 
 Task<std::vector<ContainerSummary>> TransactionRunner::containersToBringBack()
@@ -216,8 +240,9 @@ Task<std::vector<ContainerSummary>> TransactionRunner::containersToBringBack()
 }
 
 Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
-                                          milliseconds timeout, std::vector<ContainerSummary> containersBack, bool newSet)
+                                          milliseconds timeout, std::vector<ContainerSummary> containersBack, const NewSetProof* proof)
 {
+    const bool newSet = proof != nullptr;
     // A rollback's check is part of rolling back: keep showing that state,
     // and say which engine is checked.
     const AgentState state = newSet ? AgentState::Checking : AgentState::RollingBack;
@@ -233,11 +258,19 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
         // Only a new set must prove more than answering: its smoke command,
         // and that the main process runs the file just installed.
         expect.smokeCommand = config_.docker.smokeCommand;
-        if (config_.docker.checkMainExe)
+        if (config_.docker.checkMainExe) {
             expect.expectedExe = executableIdentity(config_.enginePayload().path.string());
+            // A payload with units of its own: each of its services runs it now.
+            for (const PlannedPayload* p : proof->changed)
+                if (p->spec->units && !p->removeTarget)
+                    for (const auto& unit : *p->spec->units)
+                        if (unit.ends_with(".service") && unit != config_.docker.service)
+                            expect.otherExes.emplace_back(unit, executableIdentity(p->spec->path.string()));
+        }
         // Cancel ends the new engine's check at its next probe (and the
         // transaction rolls back); the restored engine's check runs to its end.
         expect.cancelled = s_.cancelRequested;
+        expect.keptRunning = proof->keptRunning;
     }
     expect.containersBack = std::move(containersBack);
     // Named, not a temporary inside co_await (GCC 12 destroys those twice; see async.hpp).
@@ -255,7 +288,7 @@ Task<void> TransactionRunner::checkInstalledSet(const BackupSet& set, std::vecto
     const PayloadSpec* init = config_.findPayload("dockerinit");
     if (const SetMember* m = set.member("dockerinit"); init && m && m->present)
         initSha1 = co_await runOffLoop(s_.pool, [&] { return sha1OfFile(init->path); });
-    co_await checkEngine(set.version, initSha1, seconds(config_.docker.healthTimeoutSec), std::move(containersBack), false);
+    co_await checkEngine(set.version, initSha1, seconds(config_.docker.healthTimeoutSec), std::move(containersBack), nullptr);
 }
 
 Task<void> TransactionRunner::restoreSet(const BackupSet& set, const std::vector<std::string>& names, const std::string& tx, bool useStaged)
@@ -386,7 +419,7 @@ Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
     try {
         co_await journalStep(JournalStepKind::RollingBack);
         faultPoint("rollback-begin");
-        co_await stopEngine();
+        co_await stopUnits(r.units);
         faultPoint("rollback-after-stop");
         for (const auto& name : r.names)
             if (const PayloadSpec* spec = config_.findPayload(name); spec && !r.failedSet.empty())
@@ -395,7 +428,7 @@ Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
         co_await journalStep(JournalStepKind::Restored);
         restored = true;
         faultPoint("rollback-after-restore");
-        co_await startEngine();
+        co_await startUnits(r.units);
         faultPoint("rollback-after-start");
         co_await checkInstalledSet(set, r.containersBack);
     } catch (...) {
@@ -559,6 +592,43 @@ Task<void> TransactionRunner::describeNewSet(Attempt& a)
     });
 }
 
+// Before anything is backed up or stopped: does the running engine keep its
+// containers through a restart (live-restore on, no Swarm), and may this
+// change rely on it? "require" refuses what live-restore cannot carry.
+Task<void> TransactionRunner::checkLiveRestore(Attempt& a)
+{
+    const LiveRestoreMode mode = config_.docker.liveRestore;
+    if (mode == LiveRestoreMode::Off || a.units.empty())
+        co_return;
+    const bool require = mode == LiveRestoreMode::Require;
+    LiveRestoreInfo info;
+    std::string running;
+    try {
+        info = co_await s_.engine.liveRestore(seconds(5));
+        running = co_await s_.engine.version(seconds(5));
+    } catch (const std::exception& e) {
+        if (require)
+            throw AgentError(ErrorKind::Failed, "docker.live_restore = \"require\": cannot ask the running engine on " + config_.docker.socket.string() +
+                                                    " whether it keeps its containers (" + e.what() + ")");
+        spdlog::warn("cannot ask the engine about live-restore ({}); the containers-back check stands", e.what());
+        co_return;
+    }
+    if (require) {
+        std::string why;
+        if (!info.enabled)
+            why = "the running engine has live-restore off; start dockerd with --live-restore (or \"live-restore\": true in "
+                  "/etc/docker/daemon.json, then systemctl reload " + config_.docker.service + ")";
+        else if (info.swarm)
+            why = "this node is in a Swarm, where live-restore does not keep containers running";
+        else if (releaseLine(running).empty() || releaseLine(running) != releaseLine(a.newVersion))
+            why = "engine " + running + " -> " + a.newVersion + " is not a patch release of the same YY.MM, the only change live-restore carries";
+        if (!why.empty())
+            throw AgentError(ErrorKind::Failed, "docker.live_restore = \"require\": " + why +
+                                                    " (live_restore = \"auto\" lets such a change run)");
+    }
+    a.liveRestore = info.enabled && !info.swarm;
+}
+
 Task<void> TransactionRunner::backUpInstalled(Attempt& a)
 {
     report(AgentState::Staging, 40, "backing up the installed set");
@@ -586,6 +656,8 @@ Task<void> TransactionRunner::backUpInstalled(Attempt& a)
     // What runs now: its containers must come back, and an engine that
     // answers with the backed-up set's version proves that set healthy.
     a.containersBack = co_await containersToBringBack();
+    if (a.liveRestore)
+        a.keptRunning = co_await containersToKeepRunning();
     try {
         const std::string running = co_await s_.engine.version(seconds(2));
         if (!running.empty() && running == a.backup.set.version)
@@ -597,7 +669,7 @@ Task<void> TransactionRunner::backUpInstalled(Attempt& a)
 
 Task<void> TransactionRunner::stopForSwap(Attempt& a)
 {
-    report(AgentState::Stopping, 50, "stopping " + config_.docker.service);
+    report(AgentState::Stopping, 50, a.units.empty() ? "no unit runs the changed files: swapping them with no restart" : "stopping " + listed(a.units));
     // One journal write (one fdatasync), still before the outage, announces
     // the stop and every payload's rename: the swap inside the outage is then
     // only renames. A recovery restores every payload named here.
@@ -608,7 +680,7 @@ Task<void> TransactionRunner::stopForSwap(Attempt& a)
     }
     co_await runOffLoop(s_.pool, [&] { s_.journal.recordAll(steps); });
     faultPoint("before-stop");
-    co_await stopEngine();
+    co_await stopUnits(a.units);
     faultPoint("after-stop");
 }
 
@@ -629,8 +701,9 @@ Task<void> TransactionRunner::swapAndStart(Attempt& a)
     });
     faultPoint("after-swap");
     co_await journalStep(JournalStepKind::Swapped);
-    report(AgentState::Starting, 70, "starting " + config_.docker.service);
-    co_await startEngine();
+    if (!a.units.empty())
+        report(AgentState::Starting, 70, "starting " + listed(a.units));
+    co_await startUnits(a.units);
     faultPoint("after-start");
 }
 
@@ -639,7 +712,10 @@ Task<void> TransactionRunner::check(Attempt& a)
     if (s_.cancelRequested())
         throw HealthCheckCancelled("cancelled by request after the swap");
     report(AgentState::Checking, 80, "checking the new engine on " + config_.docker.socket.string());
-    co_await checkEngine(a.newVersion, a.newInitSha1, a.plan.healthTimeout, a.containersBack, true);
+    NewSetProof proof{{}, a.keptRunning};
+    for (const auto& p : a.plan.payloads)
+        proof.changed.push_back(&p);
+    co_await checkEngine(a.newVersion, a.newInitSha1, a.plan.healthTimeout, a.containersBack, &proof);
     faultPoint("after-check");
 }
 
@@ -655,8 +731,10 @@ Task<TransactionOutcome> TransactionRunner::commit(Attempt& a)
     } catch (const std::exception& e) {
         spdlog::warn("cannot prune old backups in {}: {}", s_.backups.dir().string(), e.what());
     }
-    co_return TransactionOutcome{TransactionResult::Success, a.plan.reinstall ? "backup set " + a.newSetId + " was started again and passed its check" : "",
-                                 a.newVersion};
+    std::string note = a.plan.reinstall ? "backup set " + a.newSetId + " was started again and passed its check" : "";
+    if (a.liveRestore)
+        note += (note.empty() ? "" : "; ") + std::to_string(a.keptRunning.size()) + " container(s) kept running through the restart";
+    co_return TransactionOutcome{TransactionResult::Success, note, a.newVersion};
 }
 
 Task<TransactionOutcome> TransactionRunner::abandon(Attempt& a, TransactionOutcome outcome)
@@ -683,7 +761,7 @@ Task<TransactionOutcome> TransactionRunner::restartUnchanged(Attempt& a)
     try {
         co_await journalStep(JournalStepKind::Restored);  // the set on disk is whole: the old one
         report(AgentState::Starting, 70, "cancelled: starting the engine that ran before");
-        co_await startEngine();
+        co_await startUnits(a.units);
         co_await checkInstalledSet(a.backup.set, a.containersBack);
     } catch (...) {
         failure = describeException(std::current_exception());
@@ -691,18 +769,19 @@ Task<TransactionOutcome> TransactionRunner::restartUnchanged(Attempt& a)
     if (failure.empty())
         co_return co_await abandon(a, {TransactionResult::Cancelled, why + "; the engine that ran before was started again and answers", a.backup.set.version});
     RollbackRequest r{a.tx(), a.backup.set, a.announced, why + ", and starting it again failed: " + failure, TransactionResult::Cancelled, a.containersBack, true,
-                      {}, ""};
+                      {}, "", a.units};
     co_return co_await rollBackAttempt(a, std::move(r));
 }
 
 Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
 {
-    Attempt a(std::move(plan));
+    Attempt a(std::move(plan), config_);
     // Staging: all of it while Docker still runs, so the downtime holds no copying.
     std::string refusal;
     try {
         co_await stage(a);
         co_await describeNewSet(a);
+        co_await checkLiveRestore(a);
         if (!a.plan.dryRun && !s_.cancelRequested())
             co_await backUpInstalled(a);
     } catch (...) {
@@ -744,7 +823,7 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
         co_return co_await commit(a);
 
     RollbackRequest r{a.tx(), a.backup.set, a.announced, failure, a.cancelled ? TransactionResult::Cancelled : TransactionResult::RolledBack, a.containersBack, true,
-                      a.newSet, a.newVersion};
+                      a.newSet, a.newVersion, a.units};
     if (a.announced.empty())
         for (const auto& p : a.plan.payloads)
             r.names.push_back(p.spec->name);  // a failure inside the stop: restoring is harmless
@@ -797,7 +876,10 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
         lost.journalKept = true;
         co_return lost;
     }
-    RollbackRequest r{tx, *set, {}, where, TransactionResult::RolledBack, {}, false, {}, ""};
+    std::vector<std::string> names;
+    for (const auto& p : begin.payloads)
+        names.push_back(p.name);
+    RollbackRequest r{tx, *set, {}, where, TransactionResult::RolledBack, {}, false, {}, "", config_.unitsOf(names)};
     for (const auto& step : journal.steps)
         if (step.step == JournalStepKind::Swap && std::find(r.names.begin(), r.names.end(), step.detail) == r.names.end())
             r.names.push_back(step.detail);

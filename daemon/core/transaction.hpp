@@ -90,6 +90,7 @@ private:
     Task<void> stage(Attempt& a);
     FileAttributes attributesToStage(Attempt& a, const PlannedPayload& p);
     Task<void> describeNewSet(Attempt& a);
+    Task<void> checkLiveRestore(Attempt& a);
     Task<void> backUpInstalled(Attempt& a);
     Task<void> stopForSwap(Attempt& a);
     Task<void> swapAndStart(Attempt& a);
@@ -99,13 +100,21 @@ private:
     Task<TransactionOutcome> abandon(Attempt& a, TransactionOutcome outcome);
     Task<TransactionOutcome> rollBackAttempt(Attempt& a, RollbackRequest request);
 
-    Task<void> stopEngine();
-    Task<void> startEngine();
-    std::vector<std::string> engineUnits() const;  // the socket unit (if any), then the service
+    // The units a change restarts (Config::unitsOf), in one job batch each way; none: nothing to do.
+    Task<void> stopUnits(const std::vector<std::string>& units);
+    Task<void> startUnits(const std::vector<std::string>& units);
+    Task<void> unitBatch(const std::vector<std::string>& units, bool start);
     Task<void> checkInstalledSet(const BackupSet& set, std::vector<ContainerSummary> containersBack);
+    // What only a new set must prove, besides answering.
+    struct NewSetProof {
+        std::vector<const PlannedPayload*> changed;  // their services run their new files
+        std::vector<KeptContainer> keptRunning;      // live-restore: still running in the same process
+    };
+    // `proof`: nullptr for a restored set.
     Task<void> checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,
-                           std::chrono::milliseconds timeout, std::vector<ContainerSummary> containersBack, bool newSet);
+                           std::chrono::milliseconds timeout, std::vector<ContainerSummary> containersBack, const NewSetProof* proof);
     Task<std::vector<ContainerSummary>> containersToBringBack();
+    Task<std::vector<KeptContainer>> containersToKeepRunning();
     // Puts each named payload of `set` back at its target; every file renamed
     // over a target is first checked against the SHA-256 its manifest
     // records. `useStaged`: the restore copies staged before the stop may be

@@ -235,6 +235,13 @@ Task<std::optional<std::string>> DockerClient::initSha1(std::chrono::millisecond
     co_return parseAnswer(socketPath_, target, answer, parseInitSha1Body);
 }
 
+Task<LiveRestoreInfo> DockerClient::liveRestore(std::chrono::milliseconds timeout)
+{
+    const std::string target = "/info";
+    auto answer = co_await exchange(io_, socketPath_, target, timeout, false);
+    co_return parseAnswer(socketPath_, target, answer, parseLiveRestoreInfo);
+}
+
 Task<std::vector<ContainerSummary>> DockerClient::containers(std::chrono::milliseconds timeout)
 {
     const auto deadline = Clock::now() + timeout;
@@ -260,6 +267,7 @@ Task<std::vector<ContainerSummary>> DockerClient::containers(std::chrono::millis
             continue;  // removed between the list and the inspect
         }
         container.restartPolicy = parseAnswer(socketPath_, target, answer, parseRestartPolicy);
+        container.pid = parseAnswer(socketPath_, target, answer, parseInspectPid);
         auto state = parseAnswer(socketPath_, target, answer, parseInspectState);
         if (!state.empty()) {
             container.state = std::move(state);

@@ -24,6 +24,7 @@ public:
     Task<std::string> version(std::chrono::milliseconds timeout) override;
     Task<std::optional<std::string>> initSha1(std::chrono::milliseconds timeout) override;
     Task<std::vector<ContainerSummary>> containers(std::chrono::milliseconds timeout) override;
+    Task<LiveRestoreInfo> liveRestore(std::chrono::milliseconds timeout) override;
 
     // GET target; returns (status, body). Throws EngineUnreachable.
     Task<std::pair<unsigned, std::string>> get(std::string target, std::chrono::milliseconds timeout);

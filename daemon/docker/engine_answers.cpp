@@ -204,4 +204,49 @@ bool isSafeContainerId(std::string_view id)
     });
 }
 
+int parseInspectPid(std::string_view inspectJson)
+{
+    auto json = parseJson(inspectJson);
+    if (!json.is_object()) {
+        throw std::invalid_argument("container inspect answer is not a JSON object");
+    }
+    auto state = json.find("State");
+    if (state == json.end() || !state->is_object()) {
+        return 0;
+    }
+    auto pid = state->find("Pid");
+    if (pid == state->end() || pid->is_null()) {
+        return 0;
+    }
+    if (!pid->is_number_integer() || pid->get<long long>() < 0 || pid->get<long long>() > 0x3fffffff) {
+        throw std::invalid_argument("container inspect answer has a \"State.Pid\" that is not a process id");
+    }
+    return pid->get<int>();
+}
+
+LiveRestoreInfo parseLiveRestoreInfo(std::string_view infoJson)
+{
+    auto doc = parseJson(infoJson);
+    if (!doc.is_object()) {
+        throw std::invalid_argument("/info answer is not a JSON object");
+    }
+    LiveRestoreInfo info;
+    auto enabled = doc.find("LiveRestoreEnabled");
+    if (enabled != doc.end() && !enabled->is_null()) {
+        if (!enabled->is_boolean()) {
+            throw std::invalid_argument("/info answer has a \"LiveRestoreEnabled\" that is not true or false");
+        }
+        info.enabled = enabled->get<bool>();
+    }
+    auto swarm = doc.find("Swarm");
+    if (swarm != doc.end() && swarm->is_object()) {
+        auto state = swarm->find("LocalNodeState");
+        if (state != swarm->end() && state->is_string()) {
+            const auto word = state->get<std::string>();
+            info.swarm = !word.empty() && word != "inactive";
+        }
+    }
+    return info;
+}
+
 }  // namespace armdock

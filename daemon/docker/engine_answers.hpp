@@ -18,6 +18,8 @@ std::optional<std::string> parseInitSha1Body(std::string_view json);  // "InitSh
 std::vector<ContainerSummary> parseContainerList(std::string_view json);
 std::string parseRestartPolicy(std::string_view inspectJson);  // HostConfig.RestartPolicy.Name
 std::string parseInspectState(std::string_view inspectJson);   // State.Status ("running", ...), "" when absent
+int parseInspectPid(std::string_view inspectJson);             // State.Pid, 0 when absent
+LiveRestoreInfo parseLiveRestoreInfo(std::string_view infoJson);  // LiveRestoreEnabled, Swarm.LocalNodeState
 
 // "HTTP 404: No such container: x" from Docker's {"message": "..."} bodies,
 // or the start of a short plain body. Never throws on a bad body.

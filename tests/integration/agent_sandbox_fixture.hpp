@@ -34,7 +34,11 @@ protected:
                 v.replace(at, 8, sandbox->payloadPath("docker").string());
             settings[k] = v;
         }
-        configFile = sandbox->writeAgentConfig(extraToml, settings);
+        // @ROOT@ in extraToml stands for the sandbox's payload root.
+        std::string extra = extraToml;
+        for (auto at = extra.find("@ROOT@"); at != std::string::npos; at = extra.find("@ROOT@"))
+            extra.replace(at, 6, sandbox->root().string());
+        configFile = sandbox->writeAgentConfig(extra, settings);
         sandbox->agentUnit(agentBinary(), configFile);
         sandbox->startUnits({"armdock-agent.service"});
         ASSERT_TRUE(AgentClient::waitForAgent(sandbox->busAddress())) << agentLog();

@@ -476,6 +476,8 @@ std::filesystem::path Sandbox::payloadPath(const std::string& name) const
         return root() / "usr/bin/dockerd";
     if (name == "dockerinit")
         return root() / "usr/lib/docker/dockerinit";
+    if (name == "containerd")
+        return root() / "usr/bin/containerd";
     throw std::invalid_argument("unknown payload " + name);
 }
 
@@ -552,6 +554,8 @@ void Sandbox::makeTree()
         installExecutable(sourceOf(options_.engineSource, "ARMDOCK_SANDBOX_ENGINE", realDockerd), root() / options_.engineRunsFrom);
     }
     installExecutable(sourceOf(options_.dockerinitSource, "ARMDOCK_SANDBOX_DOCKERINIT", smallElf), payloadPath("dockerinit"));
+    if (options_.containerdPayload)
+        installExecutable("/usr/bin/containerd", payloadPath("containerd"));
 
     writeFile(dir_ / "dbus.conf",
         "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
@@ -616,23 +620,27 @@ void Sandbox::writeBaseUnits()
     writeUnit("containerd.service",
         "[Unit]\nDescription=Sandbox containerd\n\n"
         "[Service]\nType=notify\n"
-        "ExecStart=/usr/bin/containerd --address " + containerdSocket().string() + " --root " + d +
+        "ExecStart=" + (options_.containerdPayload ? payloadPath("containerd") : fs::path("/usr/bin/containerd")).string() + " --address " + containerdSocket().string() + " --root " + d +
             "/containerd/root --state " + d + "/containerd/state\n"
             "Delegate=yes\nKillMode=process\n"
             "StandardOutput=append:" + logs + "/containerd.log\nStandardError=inherit\n");
     writeUnit("docker.socket",
         "[Unit]\nDescription=Sandbox Docker socket\n\n"
         "[Socket]\nListenStream=" + dockerSocket().string() + "\nSocketMode=0660\n");
+    std::string moreArgs;
+    for (const auto& arg : options_.dockerdArgs)
+        moreArgs += " " + arg;
     std::string cgroupParent;
     if (!cgroupName_.empty())
         cgroupParent = " --cgroup-parent=/" + cgroupName_ + "/docker";
     writeUnit("docker.service",
         "[Unit]\nDescription=Sandbox Docker engine\n"
-        "Requires=docker.socket containerd.service\nAfter=docker.socket containerd.service\n\n"
+        "Requires=docker.socket" + std::string(options_.containerdPayload ? "\nWants=" : " ") + "containerd.service\n"
+        "After=docker.socket containerd.service\n\n"
         "[Service]\nType=notify\nNotifyAccess=all\n"
         "ExecStart=" + (options_.engineRunsFrom.empty() ? payloadPath("docker") : root() / options_.engineRunsFrom).string() + " -H fd:// --containerd=" + containerdSocket().string() +
             " --data-root=" + d + "/docker/data --exec-root=" + d + "/docker/exec --pidfile=" + d +
-            "/docker/docker.pid --iptables=false --ip-masq=false --bridge=none --storage-driver=vfs" + cgroupParent +
+            "/docker/docker.pid --iptables=false --ip-masq=false --bridge=none --storage-driver=vfs" + cgroupParent + moreArgs +
             "\n"
             "ExecReload=/bin/kill -s HUP $MAINPID\n"
             "StandardOutput=append:" + logs + "/docker.log\nStandardError=inherit\n" + options_.dockerServiceExtra);

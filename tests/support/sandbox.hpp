@@ -52,6 +52,14 @@ struct SandboxOptions {
     // sandbox under /tmp, /var/tmp, /home, /root or /run/user: give such a
     // test e.g. /var/lib/armdock-test.
     std::filesystem::path baseDir;
+    // containerd.service runs a copy of the real containerd installed as the
+    // payload "containerd" (usr/bin/containerd in the root), and
+    // docker.service only Wants= it, as Debian's unit does: stopping
+    // containerd leaves dockerd running. Else the unit runs /usr/bin/containerd
+    // and docker.service Requires= it.
+    bool containerdPayload = false;
+    // More arguments on dockerd's command line, e.g. {"--live-restore"}.
+    std::vector<std::string> dockerdArgs;
 };
 
 struct CommandResult {

@@ -88,7 +88,20 @@ public:
         co_return it == versionOf.end() ? std::string("unknown") : it->second;
     }
     Task<std::optional<std::string>> initSha1(std::chrono::milliseconds) override { co_return std::nullopt; }
-    Task<std::vector<ContainerSummary>> containers(std::chrono::milliseconds) override { co_return std::vector<ContainerSummary>{}; }
+    Task<std::vector<ContainerSummary>> containers(std::chrono::milliseconds) override
+    {
+        ++containersCalls;
+        co_return containersNow;
+    }
+    Task<LiveRestoreInfo> liveRestore(std::chrono::milliseconds) override
+    {
+        ++liveRestoreCalls;
+        co_return liveRestoreNow;
+    }
+    std::vector<ContainerSummary> containersNow;  // what /containers/json lists
+    LiveRestoreInfo liveRestoreNow;               // what /info says of live-restore
+    int containersCalls = 0;
+    int liveRestoreCalls = 0;
 
 private:
     std::string installed() const { return fs::exists(engineFile_) ? sha256OfFile(engineFile_) : ""; }
@@ -98,6 +111,7 @@ private:
 class Recorder final : public AgentObserver {
 public:
     std::vector<AgentState> states;
+    std::vector<std::string> messages;  // every Progress message, in order
     std::vector<std::tuple<std::string, TransactionResult, std::string>> finishedCalls;
     const Agent* agent = nullptr;
     void propertiesChanged(const std::vector<std::string>& names) override
@@ -105,6 +119,8 @@ public:
         for (const auto& n : names)
             if (n == "State" && agent)
                 states.push_back(agent->status().state);
+            else if (n == "Progress" && agent)
+                messages.push_back(agent->status().message);
     }
     void finished(const std::string& tx, TransactionResult result, const std::string& message) override
     {
@@ -149,6 +165,9 @@ protected:
         fs::remove_all(dir);
     }
 
+    // More [[payload]] tables for a fixture's config, after docker and dockerinit.
+    virtual std::string extraPayloads() const { return ""; }
+
     fs::path enginePath() const { return dir / "root/usr/bin/docker"; }
     fs::path initPath() const { return dir / "root/usr/lib/docker/dockerinit"; }
 
@@ -162,7 +181,7 @@ protected:
                            "check_main_exe = false\n"
                            "[[payload]]\nname = \"docker\"\npath = \"" + enginePath().string() +
                            "\"\nversion_args = [\"-v\"]\nengine = true\n"
-                           "[[payload]]\nname = \"dockerinit\"\npath = \"" + initPath().string() + "\"\n";
+                           "[[payload]]\nname = \"dockerinit\"\npath = \"" + initPath().string() + "\"\n" + extraPayloads();
         fs::path file = dir / "agent.toml";
         std::ofstream(file) << toml;
         Config c = loadConfig(file);

@@ -212,6 +212,41 @@ TEST(ConfigParse, BusNames)
     EXPECT_CONFIG_ERROR("[agent]\nbus = \"session\"\n", "2:7", "agent.bus must be \"system\", \"user\" or a D-Bus address");
 }
 
+// A payload's units: the engine's by default, a list of its own, or none.
+TEST(PayloadUnits, DefaultToTheEnginesAndUnionInTheOrderNamed)
+{
+    const Config config = parseConfig("[[payload]]\nname = \"dockerd\"\npath = \"/usr/sbin/dockerd\"\nengine = true\n"
+                                      "[[payload]]\nname = \"containerd\"\npath = \"/usr/bin/containerd\"\nunits = [\"containerd.service\"]\n"
+                                      "[[payload]]\nname = \"runc\"\npath = \"/usr/sbin/runc\"\nunits = []\n",
+                                      "agent.toml");
+    EXPECT_FALSE(config.findPayload("dockerd")->units.has_value());
+    EXPECT_EQ(config.findPayload("containerd")->units, std::vector<std::string>{"containerd.service"});
+    EXPECT_EQ(config.findPayload("runc")->units, std::vector<std::string>{});
+    using Units = std::vector<std::string>;
+    EXPECT_EQ(config.unitsOf({"dockerd"}), (Units{"docker.socket", "docker.service"}));
+    EXPECT_EQ(config.unitsOf({"containerd"}), (Units{"containerd.service"}));
+    EXPECT_EQ(config.unitsOf({"runc"}), Units{});
+    EXPECT_EQ(config.unitsOf({"containerd", "runc", "dockerd"}), (Units{"containerd.service", "docker.socket", "docker.service"}));
+}
+
+TEST(LiveRestore, AutoByDefaultAndEachWordRead)
+{
+    EXPECT_EQ(parseConfig("", "agent.toml").docker.liveRestore, LiveRestoreMode::Auto);
+    EXPECT_EQ(parseConfig("[docker]\nlive_restore = \"require\"\n", "agent.toml").docker.liveRestore, LiveRestoreMode::Require);
+    EXPECT_EQ(parseConfig("[docker]\nlive_restore = \"off\"\n", "agent.toml").docker.liveRestore, LiveRestoreMode::Off);
+    EXPECT_CONFIG_ERROR("[docker]\nlive_restore = \"always\"\n", "2:16", "docker.live_restore must be \"auto\", \"require\" or \"off\", got \"always\"");
+    EXPECT_CONFIG_ERROR("[docker]\nlive_restore = true\n", "2:16", "docker.live_restore must be a string");
+}
+
+TEST(PayloadUnits, BadNamesAndRepeatsAreRefused)
+{
+    const std::string engine = "[[payload]]\nname = \"docker\"\npath = \"/usr/bin/docker\"\nengine = true\n";
+    EXPECT_CONFIG_ERROR(engine + "units = [\"containerd\"]\n", "5:9", "payload[0].units must list unit names ending in \".service\" or \".socket\"");
+    EXPECT_CONFIG_ERROR(engine + "units = [\"a b.service\"]\n", "5:9", "got \"a b.service\"");
+    EXPECT_CONFIG_ERROR(engine + "units = [\"docker.service\", \"docker.service\"]\n", "5:9", "names \"docker.service\" twice");
+    EXPECT_CONFIG_ERROR(engine + "units = \"docker.service\"\n", "5:9", "payload[0].units");
+}
+
 TEST(ConfigErrors, TomlSyntax)
 {
     EXPECT_CONFIG_ERROR("[agent]\nkeep_backups = = 3\n", "2:16", "could not determine value type");

@@ -107,6 +107,35 @@ TEST(DockerParsers, InitSha1OfDocker110)
     EXPECT_EQ(parseInitSha1Body(info110), "0F4A5C6E2B1D3E7F8A9B0C1D2E3F4A5B6C7D8E9F");
 }
 
+TEST(DockerParsers, LiveRestoreAndSwarmOfDockerd2010)
+{
+    // The two fields of GET /info as dockerd 20.10 sends them.
+    const LiveRestoreInfo off = parseLiveRestoreInfo(
+        R"J({"Swarm":{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null},"LiveRestoreEnabled":false})J");
+    EXPECT_FALSE(off.enabled);
+    EXPECT_FALSE(off.swarm);
+    const LiveRestoreInfo on = parseLiveRestoreInfo(R"J({"Swarm":{"LocalNodeState":"inactive"},"LiveRestoreEnabled":true})J");
+    EXPECT_TRUE(on.enabled);
+    EXPECT_FALSE(on.swarm);
+    EXPECT_TRUE(parseLiveRestoreInfo(R"J({"Swarm":{"LocalNodeState":"active"},"LiveRestoreEnabled":true})J").swarm);
+    EXPECT_TRUE(parseLiveRestoreInfo(R"J({"Swarm":{"LocalNodeState":"pending"}})J").swarm);
+    // Docker 1.10 knows neither.
+    const LiveRestoreInfo old = parseLiveRestoreInfo(info110);
+    EXPECT_FALSE(old.enabled);
+    EXPECT_FALSE(old.swarm);
+    EXPECT_THROW(parseLiveRestoreInfo(R"J({"LiveRestoreEnabled":"yes"})J"), std::invalid_argument);
+    EXPECT_THROW(parseLiveRestoreInfo("[]"), std::invalid_argument);
+}
+
+TEST(DockerParsers, InspectPid)
+{
+    EXPECT_EQ(parseInspectPid(R"J({"State":{"Status":"running","Running":true,"Pid":4242}})J"), 4242);
+    EXPECT_EQ(parseInspectPid(R"J({"State":{"Status":"exited","Running":false,"Pid":0}})J"), 0);
+    EXPECT_EQ(parseInspectPid(R"J({"Id":"x"})J"), 0);
+    EXPECT_THROW(parseInspectPid(R"J({"State":{"Pid":-3}})J"), std::invalid_argument);
+    EXPECT_THROW(parseInspectPid(R"J({"State":{"Pid":"4242"}})J"), std::invalid_argument);
+}
+
 TEST(DockerParsers, InitSha1EmptyOrNullMeansNotReported)
 {
     EXPECT_EQ(parseInitSha1Body(R"({"InitSha1":""})"), std::nullopt);

@@ -71,6 +71,17 @@ TEST(ParseDockerVersion, Lines)
     EXPECT_EQ(parseDockerVersionLine("usage: docker [OPTIONS]"), std::nullopt);
 }
 
+TEST(ReleaseLine, IsTheFirstTwoNumbers)
+{
+    EXPECT_EQ(releaseLine("20.10.24+dfsg1"), "20.10");
+    EXPECT_EQ(releaseLine("1.10.3"), "1.10");
+    EXPECT_EQ(releaseLine("27.3"), "27.3");
+    EXPECT_EQ(releaseLine("27"), "");
+    EXPECT_EQ(releaseLine("v24.0.5"), "");
+    EXPECT_EQ(releaseLine(""), "");
+    EXPECT_EQ(releaseLine("20."), "");
+}
+
 TEST_F(EngineVersionTest, LearnsTheVersion)
 {
     fs::path docker = script("[ \"$1\" = -v ] || exit 3\necho \"Docker version 1.10.2, build c3959b1\"");

@@ -74,6 +74,7 @@ public:
         }
         co_return containerList;
     }
+    Task<LiveRestoreInfo> liveRestore(milliseconds) override { co_return LiveRestoreInfo{}; }
 };
 
 class FakeUnits : public UnitControl {
@@ -327,6 +328,24 @@ TEST_F(HealthCheckTest, MainProcessRunningAnotherFileFailsNamingBoth)
     EXPECT_NE(message.find("not the installed /bin/sh"), std::string::npos) << message;
     EXPECT_NE(message.find("main process (PID " + std::to_string(::getpid()) + ") runs /"), std::string::npos) << message;
     EXPECT_NE(message.find("systemctl cat docker.service"), std::string::npos) << message;
+}
+
+// Another restarted service (containerd.service after a new containerd) must run its new file too.
+TEST_F(HealthCheckTest, AnotherRestartedServiceRunningAnotherFileFailsNamingIt)
+{
+    units.pid = static_cast<std::uint32_t>(::getpid());
+    expect.otherExes.emplace_back("containerd.service", executableIdentity("/proc/self/exe"));
+    auto passed = run();
+    ASSERT_FALSE(passed) << passed->what();
+    EXPECT_TRUE(progressHas("checking that containerd.service runs /proc/self/exe"));
+
+    expect.otherExes = {{"containerd.service", executableIdentity("/bin/sh")}};
+    auto failure = run();
+    ASSERT_TRUE(failure);
+    EXPECT_EQ(failure->check(), "exe");
+    const std::string message = failure->what();
+    EXPECT_NE(message.find("containerd.service's main process"), std::string::npos) << message;
+    EXPECT_NE(message.find("not the installed /bin/sh"), std::string::npos) << message;
 }
 
 TEST_F(HealthCheckTest, NoMainProcessFailsTheExeCheck)
