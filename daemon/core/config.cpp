@@ -523,8 +523,8 @@ Config defaultConfig()
 {
     Config config;
     config.payloads = {
-        PayloadSpec{"docker", "/usr/bin/docker", 0755, {"-v"}, true},
-        PayloadSpec{"dockerinit", "/usr/lib/docker/dockerinit", 0755, {}, false},
+        PayloadSpec{"docker", "/usr/bin/docker", 0755, {"-v"}, true, std::nullopt},
+        PayloadSpec{"dockerinit", "/usr/lib/docker/dockerinit", 0755, {}, false, std::nullopt},
     };
     return config;
 }
