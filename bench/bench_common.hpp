@@ -345,6 +345,34 @@ public:
         return o;
     }
 
+    struct Stall {
+        double longestMs = 0;  // the longest span between two good answers
+        Clock::time_point from{}, to{};  // the answer before it, and the one that ended it
+        long failed = 0;       // pings that got no good answer
+    };
+
+    // What a client waits: the longest time between one good answer and the
+    // next, whether the pings between failed or one was slow (a connection
+    // waiting in the socket's backlog while the engine restarts).
+    Stall stall() const
+    {
+        Stall st;
+        std::optional<Clock::time_point> lastGood;
+        for (const auto& s : samples_) {
+            if (!s.ok) {
+                ++st.failed;
+                continue;
+            }
+            if (lastGood && msBetween(*lastGood, s.end) > st.longestMs) {
+                st.longestMs = msBetween(*lastGood, s.end);
+                st.from = *lastGood;
+                st.to = s.end;
+            }
+            lastGood = s.end;
+        }
+        return st;
+    }
+
 private:
     void loop()
     {

@@ -269,7 +269,7 @@ private:
                        {"service", "socket_unit", "socket", "stop_timeout_sec", "start_timeout_sec",
                         "health_timeout_sec", "grace_sec", "smoke_command", "dockerinit_pairing",
                         "monitor_interval_sec", "monitor_failures", "max_restarts_per_hour", "expect_containers_back", "live_restore",
-                        "check_main_exe"});
+                        "hold_socket", "check_main_exe"});
         readUnits(table, docker);
         readAbsolutePath(table, "socket", "docker", docker.socket);
         readUnsigned(table, "stop_timeout_sec", "docker", 1, oneDaySec, docker.stopTimeoutSec);
@@ -291,6 +291,10 @@ private:
                 fail(node->source(), "docker.live_restore must be \"auto\", \"require\" or \"off\", got " + inQuotes(word));
             docker.liveRestore = *mode;
         }
+        readBool(table, "hold_socket", "docker", docker.holdSocket);
+        if (docker.holdSocket && docker.socketUnit.empty())
+            fail(table.get("hold_socket")->source(), "docker.hold_socket = true needs docker.socket_unit: with socket_unit = \"\" "
+                                                     "there is no socket to keep listening");
     }
 
     // systemd's D-Bus API wants full unit names, so the suffix is checked here

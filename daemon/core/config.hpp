@@ -83,6 +83,9 @@ struct DockerSection {
     // executing another program.
     bool checkMainExe = true;
     LiveRestoreMode liveRestore = LiveRestoreMode::Auto;
+    // The socket keeps listening through the engine's restart: the files are
+    // renamed under the running engine, then the service alone restarts.
+    bool holdSocket = false;
 
     bool operator==(const DockerSection&) const = default;
 };

@@ -24,6 +24,7 @@
 #include "fault_point.hpp"
 #include "file_attributes.hpp"
 #include "health_check.hpp"
+#include "held_restart.hpp"
 #include "logging.hpp"
 #include "process_start.hpp"
 #include "sha_digest.hpp"
@@ -139,6 +140,8 @@ struct TransactionRunner::Attempt {
     std::vector<KeptContainer> keptRunning;   // and these ran when it was stopped
     std::vector<std::string> announced;  // payloads whose rename the journal announced
     std::vector<std::string> units;      // the units this change restarts
+    bool holdSocket = false;             // renamed under the running engine, then `restarts`
+    std::vector<RestartBatch> restarts;  // with holdSocket: instead of stopping and starting `units`
     bool cancelled = false;
     bool backupDamaged = false;  // a rollback's backup did not hash to its manifest
 
@@ -629,6 +632,30 @@ Task<void> TransactionRunner::checkLiveRestore(Attempt& a)
     a.liveRestore = info.enabled && !info.swarm;
 }
 
+// hold_socket, decided before anything changes: a socket that is not
+// listening has nothing to hold (the units stop and start as without it).
+Task<void> TransactionRunner::planSocketHold(Attempt& a)
+{
+    const std::string& socket = config_.docker.socketUnit;
+    if (!config_.docker.holdSocket || a.units.empty())
+        co_return;
+    std::string state;
+    std::vector<std::string> partOf;
+    try {
+        state = co_await s_.units.activeState(socket);
+        partOf = co_await s_.units.partOf(socket);
+    } catch (const std::exception& e) {
+        throw AgentError(ErrorKind::Failed, "docker.hold_socket = true: cannot read the state and PartOf= of " + socket + " from systemd (" +
+                                                e.what() + "); see `systemctl status " + socket + "`");
+    }
+    if (state != "active") {
+        spdlog::warn("{} is {}, not listening: nothing to hold; the units stop and start as without docker.hold_socket", socket, state);
+        co_return;
+    }
+    a.holdSocket = true;
+    a.restarts = heldRestarts(a.units, socket, config_.docker.service, partOf);
+}
+
 Task<void> TransactionRunner::backUpInstalled(Attempt& a)
 {
     report(AgentState::Staging, 40, "backing up the installed set");
@@ -669,7 +696,11 @@ Task<void> TransactionRunner::backUpInstalled(Attempt& a)
 
 Task<void> TransactionRunner::stopForSwap(Attempt& a)
 {
-    report(AgentState::Stopping, 50, a.units.empty() ? "no unit runs the changed files: swapping them with no restart" : "stopping " + listed(a.units));
+    if (a.holdSocket)
+        report(AgentState::Swapping, 50, "holding " + config_.docker.socketUnit + ": the files change under the running engine, then " +
+                                             listed(a.units) + " restart with the socket still listening");
+    else
+        report(AgentState::Stopping, 50, a.units.empty() ? "no unit runs the changed files: swapping them with no restart" : "stopping " + listed(a.units));
     // One journal write (one fdatasync), still before the outage, announces
     // the stop and every payload's rename: the swap inside the outage is then
     // only renames. A recovery restores every payload named here.
@@ -680,6 +711,8 @@ Task<void> TransactionRunner::stopForSwap(Attempt& a)
     }
     co_await runOffLoop(s_.pool, [&] { s_.journal.recordAll(steps); });
     faultPoint("before-stop");
+    if (a.holdSocket)
+        co_return;  // Linux keeps each running program's file: the renames go under it
     co_await stopUnits(a.units);
     faultPoint("after-stop");
 }
@@ -701,10 +734,27 @@ Task<void> TransactionRunner::swapAndStart(Attempt& a)
     });
     faultPoint("after-swap");
     co_await journalStep(JournalStepKind::Swapped);
-    if (!a.units.empty())
-        report(AgentState::Starting, 70, "starting " + listed(a.units));
-    co_await startUnits(a.units);
+    if (a.holdSocket) {
+        co_await restartHeld(a);
+    } else {
+        if (!a.units.empty())
+            report(AgentState::Starting, 70, "starting " + listed(a.units));
+        co_await startUnits(a.units);
+    }
     faultPoint("after-start");
+}
+
+// Each batch restarts while the socket listens: a client that connects
+// meanwhile waits in its backlog and is answered by the engine that starts.
+Task<void> TransactionRunner::restartHeld(Attempt& a)
+{
+    const milliseconds timeout = seconds(config_.docker.stopTimeoutSec + config_.docker.startTimeoutSec);
+    for (const auto& batch : a.restarts) {
+        report(AgentState::Starting, 70, "restarting " + listed(batch.units) + (batch.mode == JobMode::Replace ? "" : " alone (" + std::string(str(batch.mode)) +
+                                         ": " + config_.docker.socketUnit + " is PartOf= it)") + "; " + config_.docker.socketUnit + " keeps listening");
+        auto jobs = s_.units.restartUnits(batch.units, timeout, batch.mode);  // GCC 12: no temporaries in a co_await
+        co_await std::move(jobs);
+    }
 }
 
 Task<void> TransactionRunner::check(Attempt& a)
@@ -756,6 +806,8 @@ Task<TransactionOutcome> TransactionRunner::abandon(Attempt& a, TransactionOutco
 // the engine that ran is started again as it is (one outage, not two).
 Task<TransactionOutcome> TransactionRunner::restartUnchanged(Attempt& a)
 {
+    if (a.holdSocket)  // nothing was stopped
+        co_return co_await abandon(a, {TransactionResult::Cancelled, "cancelled by request before any file changed; Docker was not interrupted", ""});
     const std::string why = "cancelled by request after Docker was stopped, before any file changed";
     std::string failure;
     try {
@@ -782,6 +834,7 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
         co_await stage(a);
         co_await describeNewSet(a);
         co_await checkLiveRestore(a);
+        co_await planSocketHold(a);
         if (!a.plan.dryRun && !s_.cancelRequested())
             co_await backUpInstalled(a);
     } catch (...) {

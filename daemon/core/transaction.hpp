@@ -91,9 +91,11 @@ private:
     FileAttributes attributesToStage(Attempt& a, const PlannedPayload& p);
     Task<void> describeNewSet(Attempt& a);
     Task<void> checkLiveRestore(Attempt& a);
+    Task<void> planSocketHold(Attempt& a);
     Task<void> backUpInstalled(Attempt& a);
     Task<void> stopForSwap(Attempt& a);
     Task<void> swapAndStart(Attempt& a);
+    Task<void> restartHeld(Attempt& a);
     Task<void> check(Attempt& a);
     Task<TransactionOutcome> commit(Attempt& a);
     Task<TransactionOutcome> restartUnchanged(Attempt& a);

@@ -11,8 +11,21 @@
 #include <vector>
 
 #include "async.hpp"
+#include "vocabulary.hpp"
 
 namespace armdock {
+
+// The mode of a job (systemd's StartUnit/RestartUnit "mode" argument).
+// IgnoreDependencies: the job alone, no unit pulled in or taken down with it
+// (a socket PartOf= the service stays listening through its restart).
+enum class JobMode { Replace, IgnoreDependencies };
+
+template <>
+struct Words<JobMode> {
+    using enum JobMode;
+    static constexpr std::array<Word<JobMode>, 2> table{{{Replace, "replace"}, {IgnoreDependencies, "ignore-dependencies"}}};
+};
+static_assert(tableIsWhole<JobMode>(2));
 
 class UnitJobFailed : public std::runtime_error {
 public:
@@ -57,6 +70,20 @@ public:
         for (const auto& unit : units)
             co_await stopUnit(unit, timeout);
     }
+
+    // Restarts several units (RestartUnit in `mode`), enqueued and awaited
+    // as startUnits does. This default restarts them one after the other
+    // and knows only JobMode::Replace.
+    virtual Task<void> restartUnits(std::vector<std::string> units, std::chrono::milliseconds timeout, JobMode mode)
+    {
+        if (mode != JobMode::Replace)
+            throw std::logic_error("this UnitControl restarts units in \"replace\" mode only");
+        for (const auto& unit : units)
+            co_await restartUnit(unit, timeout);
+    }
+
+    // The units a unit is PartOf= (a stop or restart of those takes it along).
+    virtual Task<std::vector<std::string>> partOf(const std::string& unit) = 0;
 
     // ActiveState ("active", "activating", "failed", "inactive", ...).
     virtual Task<std::string> activeState(const std::string& unit) = 0;

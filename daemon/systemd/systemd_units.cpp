@@ -122,6 +122,7 @@ struct JobWait {
     std::string verb;
     std::string unit;
     std::chrono::milliseconds timeout{};
+    JobMode mode = JobMode::Replace;
     Complete<bool> complete;
     std::string jobPath;  // known once the method replied
     sdbus::PendingAsyncCall call;
@@ -152,7 +153,7 @@ struct SystemdUnits::Impl : std::enable_shared_from_this<Impl> {
     static Task<void> runJob(std::shared_ptr<Impl> self, std::string method, std::string unit,
                              std::chrono::milliseconds timeout);
     static Task<void> runJobs(std::shared_ptr<Impl> self, std::string method, std::vector<std::string> units,
-                              std::chrono::milliseconds timeout);
+                              std::chrono::milliseconds timeout, JobMode mode);
     void startJob(const std::string& method, const std::shared_ptr<JobWait>& wait);
     void callJobMethod(const std::string& method, const std::shared_ptr<JobWait>& wait);
     void armDeadline(const std::shared_ptr<JobWait>& wait, std::chrono::milliseconds after);
@@ -244,14 +245,14 @@ Task<void> SystemdUnits::Impl::runJob(std::shared_ptr<Impl> self, std::string me
 // upgrade's downtime longer than `systemctl start A B`). The calls leave in
 // the list's order, and systemd handles them in that order.
 Task<void> SystemdUnits::Impl::runJobs(std::shared_ptr<Impl> self, std::string method, std::vector<std::string> units,
-                                       std::chrono::milliseconds timeout)
+                                       std::chrono::milliseconds timeout, JobMode mode)
 {
     struct Batch {
         std::vector<std::exception_ptr> errors;
         std::size_t left = 0;
         Complete<bool> complete;
     };
-    auto start = [self, method, units, timeout](Complete<bool> complete) {
+    auto start = [self, method, units, timeout, mode](Complete<bool> complete) {
         auto batch = std::make_shared<Batch>();
         batch->errors.resize(units.size());
         batch->left = units.size();
@@ -265,6 +266,7 @@ Task<void> SystemdUnits::Impl::runJobs(std::shared_ptr<Impl> self, std::string m
             wait->verb = verbOf(method);
             wait->unit = units[i];
             wait->timeout = timeout;
+            wait->mode = mode;
             wait->complete = [batch, i](std::exception_ptr error, bool) {
                 batch->errors[i] = error;
                 if (--batch->left > 0)
@@ -300,7 +302,7 @@ void SystemdUnits::Impl::callJobMethod(const std::string& method, const std::sha
                      .onInterface(compat::InterfaceName{managerInterface})
                      .withTimeout(wait->timeout + (wait->verb == "stop" ? killWait : std::chrono::milliseconds(0)) +
                                   replyMargin)
-                     .withArguments(wait->unit, std::string("replace"))
+                     .withArguments(wait->unit, std::string(str(wait->mode)))
                      .uponReplyInvoke([weak, wait](compat::ReplyError error, const sdbus::ObjectPath& job) {
                          auto self = weak.lock();
                          if (!self)
@@ -509,12 +511,22 @@ Task<void> SystemdUnits::restartUnit(const std::string& unit, std::chrono::milli
 
 Task<void> SystemdUnits::startUnits(std::vector<std::string> units, std::chrono::milliseconds timeout)
 {
-    return Impl::runJobs(impl_, "StartUnit", std::move(units), timeout);
+    return Impl::runJobs(impl_, "StartUnit", std::move(units), timeout, JobMode::Replace);
 }
 
 Task<void> SystemdUnits::stopUnits(std::vector<std::string> units, std::chrono::milliseconds timeout)
 {
-    return Impl::runJobs(impl_, "StopUnit", std::move(units), timeout);
+    return Impl::runJobs(impl_, "StopUnit", std::move(units), timeout, JobMode::Replace);
+}
+
+Task<void> SystemdUnits::restartUnits(std::vector<std::string> units, std::chrono::milliseconds timeout, JobMode mode)
+{
+    return Impl::runJobs(impl_, "RestartUnit", std::move(units), timeout, mode);
+}
+
+Task<std::vector<std::string>> SystemdUnits::partOf(const std::string& unit)
+{
+    return Impl::readProperty<std::vector<std::string>>(impl_, unit, unitInterface, "PartOf");
 }
 
 Task<std::string> SystemdUnits::activeState(const std::string& unit)

@@ -1,6 +1,6 @@
 // UnitControl over org.freedesktop.systemd1.Manager. Subscribe()s once, keeps
 // a JobRemoved match installed before any StopUnit/StartUnit/RestartUnit call
-// ("replace" mode), and completes each call's awaitable when its job's
+// ("replace" mode unless a restart asks for another), and completes each call's awaitable when its job's
 // JobRemoved arrives (result "done" -> success, anything else ->
 // UnitJobFailed naming the unit, the result and what to look at:
 // `journalctl -u UNIT`). A deadline timer fails the wait with "timeout"; a
@@ -44,6 +44,8 @@ public:
     Task<void> restartUnit(const std::string& unit, std::chrono::milliseconds timeout) override;
     Task<void> startUnits(std::vector<std::string> units, std::chrono::milliseconds timeout) override;
     Task<void> stopUnits(std::vector<std::string> units, std::chrono::milliseconds timeout) override;
+    Task<void> restartUnits(std::vector<std::string> units, std::chrono::milliseconds timeout, JobMode mode) override;
+    Task<std::vector<std::string>> partOf(const std::string& unit) override;
     Task<std::string> activeState(const std::string& unit) override;
     Task<std::uint32_t> mainPid(const std::string& unit) override;
 

@@ -1,8 +1,9 @@
 // A client that keeps connecting to the Docker socket during a whole upgrade
 // (GET /_ping about every millisecond) must not restart the old engine through
 // socket activation between the stop and the swap: the engine that runs
-// afterwards is the new file, started once. Real parts: systemd user manager,
-// dbus-daemon, socket-activated dockerd.
+// afterwards is the new file, started once. With docker.hold_socket the same
+// client is never refused. Real parts: systemd user manager, dbus-daemon,
+// containerd, socket-activated dockerd.
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -112,6 +113,57 @@ Ping pingOnce(const fs::path& socketPath, std::chrono::milliseconds timeout)
     return ok ? Ping::Ok : Ping::NoAnswer;
 }
 
+// A client that connects, GETs /_ping and closes, again after a
+// millisecond, from start() to stop(); what it saw, for the assertions.
+class PingingClient {
+public:
+    explicit PingingClient(fs::path socket) : socket_(std::move(socket)) {}
+    ~PingingClient() { stop(); }
+
+    void start()
+    {
+        thread_ = std::thread([this] {
+            auto lastOk = Clock::now();
+            while (!stop_.load()) {
+                const Ping ping = pingOnce(socket_, 500ms);
+                const auto now = Clock::now();
+                ++attempts;
+                if (ping == Ping::Ok) {
+                    longestGap = std::max(longestGap, now - lastOk);
+                    lastOk = now;
+                } else {
+                    if (failures++ == 0)
+                        firstFailure = now;
+                    lastFailure = now;
+                    refused += ping == Ping::Refused ? 1 : 0;
+                }
+                std::this_thread::sleep_for(1ms);
+            }
+            longestGap = std::max(longestGap, Clock::now() - lastOk);
+        });
+    }
+    void stop()
+    {
+        stop_ = true;
+        if (thread_.joinable())
+            thread_.join();
+    }
+    double longestGapMs() const { return std::chrono::duration<double, std::milli>(longestGap).count(); }
+    double secondsAfter(Clock::time_point origin, Clock::time_point at) const
+    {
+        return failures ? std::chrono::duration<double>(at - origin).count() : 0.0;
+    }
+
+    long attempts = 0, failures = 0, refused = 0;
+    Clock::duration longestGap{};
+    Clock::time_point firstFailure{}, lastFailure{};
+
+private:
+    fs::path socket_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
 class SocketClientsTest : public AgentSandboxTest {};
 
 TEST_F(SocketClientsTest, AClientPingingThroughTheWholeUpgradeDoesNotRestartTheOldEngine)
@@ -124,30 +176,9 @@ TEST_F(SocketClientsTest, AClientPingingThroughTheWholeUpgradeDoesNotRestartTheO
     const fs::path engine = newGoodEngine("socket-client");
     const std::string newSha = sha256Of(engine);
 
-    // The client: connect, GET /_ping, close; again after a millisecond.
+    PingingClient pinger(sandbox->dockerSocket());
+    pinger.start();
     std::atomic<bool> stop{false};
-    long attempts = 0, failures = 0, refused = 0;
-    Clock::duration longestGap{};
-    Clock::time_point firstFailure{}, lastFailure{};
-    std::thread pinger([&] {
-        auto lastOk = Clock::now();
-        while (!stop.load()) {
-            const Ping ping = pingOnce(sandbox->dockerSocket(), 500ms);
-            const auto now = Clock::now();
-            ++attempts;
-            if (ping == Ping::Ok) {
-                longestGap = std::max(longestGap, now - lastOk);
-                lastOk = now;
-            } else {
-                if (failures++ == 0)
-                    firstFailure = now;
-                lastFailure = now;
-                refused += ping == Ping::Refused ? 1 : 0;
-            }
-            std::this_thread::sleep_for(1ms);
-        }
-        longestGap = std::max(longestGap, Clock::now() - lastOk);
-    });
     // Every dockerd that starts writes its PID file at once: note each PID seen.
     std::set<pid_t> enginePids;
     std::thread pidWatcher([&] {
@@ -174,7 +205,7 @@ TEST_F(SocketClientsTest, AClientPingingThroughTheWholeUpgradeDoesNotRestartTheO
     const double upgradeSeconds = std::chrono::duration<double>(Clock::now() - upgradeStart).count();
     std::this_thread::sleep_for(300ms);  // and a little past its end
     stop = true;
-    pinger.join();
+    pinger.stop();
     pidWatcher.join();
 
     const pid_t newPid = sandbox->dockerMainPid();
@@ -184,10 +215,9 @@ TEST_F(SocketClientsTest, AClientPingingThroughTheWholeUpgradeDoesNotRestartTheO
         pids += (pids.empty() ? "" : ",") + std::to_string(p);
     std::printf("[socket] upgrade %s in %.1f s; %ld pings, %ld failed (%ld refused at connect; from %.3f s to %.3f s of the upgrade), longest gap between "
                 "answers %.0f ms; dockerd started %d time(s); engine PIDs seen %s (old %d, new %d)\n",
-                result.c_str(), upgradeSeconds, attempts, failures, refused,
-                failures ? std::chrono::duration<double>(firstFailure - upgradeStart).count() : 0.0,
-                failures ? std::chrono::duration<double>(lastFailure - upgradeStart).count() : 0.0,
-                std::chrono::duration<double, std::milli>(longestGap).count(), newStarts, pids.c_str(), oldPid, newPid);
+                result.c_str(), upgradeSeconds, pinger.attempts, pinger.failures, pinger.refused,
+                pinger.secondsAfter(upgradeStart, pinger.firstFailure), pinger.secondsAfter(upgradeStart, pinger.lastFailure),
+                pinger.longestGapMs(), newStarts, pids.c_str(), oldPid, newPid);
 
     ASSERT_EQ(result, "success") << client->property("LastError");
     EXPECT_EQ(sha256Of(sandbox->payloadPath("docker")), newSha);
@@ -212,10 +242,88 @@ TEST_F(SocketClientsTest, AClientPingingThroughTheWholeUpgradeDoesNotRestartTheO
     EXPECT_GT(engineExec, swappedAt) << "dockerd was started before the swap";
     // While the socket was down, connections were refused at once: nothing
     // queued in a backlog that would wake the engine.
-    EXPECT_GT(refused, 0);
+    EXPECT_GT(pinger.refused, 0);
     // The client really ran through the upgrade, and the engine answers it again.
-    EXPECT_GT(attempts, 100);
+    EXPECT_GT(pinger.attempts, 100);
     EXPECT_TRUE(sandbox->ping());
+}
+
+// docker.hold_socket: docker.socket never stops, so a client pinging every
+// millisecond through the whole upgrade is never refused: while the engine
+// restarts its connections wait in the socket's backlog, and the new engine
+// answers them. Both unit styles: Debian's (docker.service Wants=
+// containerd.service, dockerd --live-restore, a busybox container that keeps
+// its process) and Docker 1.10's (docker.socket PartOf=docker.service).
+class HeldSocketTest : public AgentSandboxTest {
+protected:
+    void upgradeWhilePinging(const std::string& style)
+    {
+        const pid_t oldPid = sandbox->dockerMainPid();
+        ASSERT_GT(oldPid, 0);
+        const std::uint64_t socketUpBefore = unitTimestamp(*sandbox, "docker.socket", "Unit", "ActiveEnterTimestamp");
+        const fs::path engine = newGoodEngine("held-socket");
+        const std::string newSha = sha256Of(engine);
+
+        PingingClient pinger(sandbox->dockerSocket());
+        pinger.start();
+        std::this_thread::sleep_for(300ms);
+        const auto upgradeStart = Clock::now();
+        std::string result;
+        try {
+            const std::string tx = client->upgrade({{"docker", engine.string()}}, {{"sha256.docker", sdbus::Variant(newSha)}});
+            result = client->waitFinished(tx, 120s);
+        } catch (const std::exception& e) {
+            result = e.what();
+        }
+        const double upgradeSeconds = std::chrono::duration<double>(Clock::now() - upgradeStart).count();
+        std::this_thread::sleep_for(300ms);
+        pinger.stop();
+        std::printf("[held socket, %s] upgrade %s in %.1f s; %ld pings, %ld failed (%ld refused), longest gap between answers %.0f ms\n",
+                    style.c_str(), result.c_str(), upgradeSeconds, pinger.attempts, pinger.failures, pinger.refused, pinger.longestGapMs());
+
+        ASSERT_EQ(result, "success") << client->property("LastError");
+        EXPECT_EQ(pinger.refused, 0) << "a client was refused: the socket stopped listening";
+        EXPECT_EQ(pinger.failures, 0) << "a client got no answer (from " << pinger.secondsAfter(upgradeStart, pinger.firstFailure)
+                                      << " s to " << pinger.secondsAfter(upgradeStart, pinger.lastFailure) << " s of the upgrade)";
+        EXPECT_GT(pinger.attempts, 100);
+        EXPECT_EQ(unitTimestamp(*sandbox, "docker.socket", "Unit", "ActiveEnterTimestamp"), socketUpBefore)
+            << "docker.socket was stopped and started again";
+        // The engine that answers now is the new file, started after the rename.
+        const pid_t newPid = sandbox->dockerMainPid();
+        ASSERT_GT(newPid, 0);
+        EXPECT_NE(newPid, oldPid);
+        EXPECT_EQ(exeOf(newPid), sandbox->payloadPath("docker").string());
+        EXPECT_EQ(sha256Of("/proc/" + std::to_string(newPid) + "/exe"), newSha);
+        EXPECT_GT(unitTimestamp(*sandbox, "docker.service", "Service", "ExecMainStartTimestamp"), renamedAt(sandbox->payloadPath("docker")))
+            << "the new dockerd was exec'd before its file was renamed into place";
+        EXPECT_EQ(systemdProperty(*sandbox, "docker.socket", "ActiveState"), "active");
+    }
+};
+
+TEST_F(HeldSocketTest, DebianUnitsWithLiveRestoreNoClientRefusedAndTheContainerKeepsItsProcess)
+{
+    sandboxOptions.containerdPayload = true;  // docker.service Wants= containerd.service
+    sandboxOptions.dockerdArgs = {"--live-restore"};
+    startAll({{"docker.hold_socket", "true"}});
+    sandbox->importBusyboxImage("armdock-busybox");
+    auto run = sandbox->docker({"run", "-d", "--network=none", "--name", "web", "armdock-busybox", "/bin/sleep", "100000"});
+    ASSERT_EQ(run.exitCode, 0) << run.output;
+    const std::string pidBefore = sandbox->docker({"inspect", "-f", "{{.State.Pid}}", "web"}).output;
+    const pid_t containerdBefore = sandbox->mainPid("containerd.service");
+
+    upgradeWhilePinging("Debian units, live-restore");
+    EXPECT_EQ(sandbox->docker({"inspect", "-f", "{{.State.Pid}}", "web"}).output, pidBefore) << "the container was restarted";
+    EXPECT_NE(client->progress().second.find("1 container(s) kept running through the restart"), std::string::npos) << client->progress().second;
+    EXPECT_EQ(sandbox->mainPid("containerd.service"), containerdBefore) << "containerd.service was restarted";
+}
+
+TEST_F(HeldSocketTest, Docker110UnitsTheSocketPartOfTheServiceKeepsListening)
+{
+    sandboxOptions.socketPartOfService = true;
+    startAll({{"docker.hold_socket", "true"}});
+    ASSERT_EQ(systemdProperty(*sandbox, "docker.socket", "PartOf"), "docker.service");
+    upgradeWhilePinging("docker.socket PartOf=docker.service");
+    EXPECT_NE(agentLog().find("ignore-dependencies"), std::string::npos) << "the service was not restarted alone";
 }
 
 }  // namespace

@@ -625,7 +625,7 @@ void Sandbox::writeBaseUnits()
             "Delegate=yes\nKillMode=process\n"
             "StandardOutput=append:" + logs + "/containerd.log\nStandardError=inherit\n");
     writeUnit("docker.socket",
-        "[Unit]\nDescription=Sandbox Docker socket\n\n"
+        "[Unit]\nDescription=Sandbox Docker socket\n" + std::string(options_.socketPartOfService ? "PartOf=docker.service\n" : "") + "\n"
         "[Socket]\nListenStream=" + dockerSocket().string() + "\nSocketMode=0660\n");
     std::string moreArgs;
     for (const auto& arg : options_.dockerdArgs)

@@ -60,6 +60,9 @@ struct SandboxOptions {
     bool containerdPayload = false;
     // More arguments on dockerd's command line, e.g. {"--live-restore"}.
     std::vector<std::string> dockerdArgs;
+    // docker.socket is PartOf=docker.service, as Docker 1.10's unit was
+    // (a stop or restart of the service takes the socket with it).
+    bool socketPartOfService = false;
 };
 
 struct CommandResult {

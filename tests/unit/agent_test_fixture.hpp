@@ -56,7 +56,25 @@ public:
         co_await stopUnit(unit, t);
         co_await startUnit(unit, t);
     }
+    // One call per batch: "restart A B" (and " (ignore-dependencies)").
+    Task<void> restartUnits(std::vector<std::string> units, std::chrono::milliseconds, JobMode mode) override
+    {
+        std::string call = "restart";
+        for (const auto& unit : units)
+            call += " " + unit;
+        record(call + (mode == JobMode::Replace ? "" : " (" + std::string(str(mode)) + ")"));
+        for (const auto& unit : units) {
+            if (failStart.count(unit))
+                throw UnitJobFailed(unit, "failed", "restart job for " + unit + " failed");
+            active_[unit] = true;
+        }
+        ++pid_;
+        co_return;
+    }
+    Task<std::vector<std::string>> partOf(const std::string& unit) override { co_return partOf_[unit]; }
     Task<std::string> activeState(const std::string& unit) override { co_return active_[unit] ? "active" : "inactive"; }
+    void setActive(const std::string& unit, bool active = true) { active_[unit] = active; }
+    void setPartOf(const std::string& unit, std::vector<std::string> units) { partOf_[unit] = std::move(units); }
     Task<std::uint32_t> mainPid(const std::string&) override { co_return pid_; }
 
 private:
@@ -67,6 +85,7 @@ private:
             onCall(call);
     }
     std::map<std::string, bool> active_;
+    std::map<std::string, std::vector<std::string>> partOf_;
     std::uint32_t pid_ = 100;
 };
 
@@ -167,6 +186,8 @@ protected:
 
     // More [[payload]] tables for a fixture's config, after docker and dockerinit.
     virtual std::string extraPayloads() const { return ""; }
+    // More [docker] keys for a fixture's config.
+    virtual std::string extraDocker() const { return ""; }
 
     fs::path enginePath() const { return dir / "root/usr/bin/docker"; }
     fs::path initPath() const { return dir / "root/usr/lib/docker/dockerinit"; }
@@ -178,7 +199,7 @@ protected:
                            "dockerinit_pairing = false\n"
                            // No process runs these fake engine files: the exe check has its own tests
                            // (test_health_check.cpp, and the sandbox's test_engine_identity.cpp).
-                           "check_main_exe = false\n"
+                           "check_main_exe = false\n" + extraDocker() +
                            "[[payload]]\nname = \"docker\"\npath = \"" + enginePath().string() +
                            "\"\nversion_args = [\"-v\"]\nengine = true\n"
                            "[[payload]]\nname = \"dockerinit\"\npath = \"" + initPath().string() + "\"\n" + extraPayloads();

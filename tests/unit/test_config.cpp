@@ -93,8 +93,8 @@ TEST(ConfigDefaults, MatchTheDesign)
     EXPECT_EQ(config.docker.maxRestartsPerHour, 3u);
     EXPECT_TRUE(config.docker.expectContainersBack);
     ASSERT_EQ(config.payloads.size(), 2u);
-    EXPECT_EQ(config.payloads[0], (PayloadSpec{"docker", "/usr/bin/docker", 0755, {"-v"}, true}));
-    EXPECT_EQ(config.payloads[1], (PayloadSpec{"dockerinit", "/usr/lib/docker/dockerinit", 0755, {}, false}));
+    EXPECT_EQ(config.payloads[0], (PayloadSpec{"docker", "/usr/bin/docker", 0755, {"-v"}, true, std::nullopt}));
+    EXPECT_EQ(config.payloads[1], (PayloadSpec{"dockerinit", "/usr/lib/docker/dockerinit", 0755, {}, false, std::nullopt}));
     EXPECT_EQ(config.enginePayload().name, "docker");
     EXPECT_EQ(config.findPayload("dockerinit"), &config.payloads[1]);
     EXPECT_EQ(config.findPayload("dockerd"), nullptr);
@@ -199,8 +199,8 @@ mode = 0o750
 version_args = ["--version"]
 )", "agent.toml");
     ASSERT_EQ(config.payloads.size(), 2u);
-    EXPECT_EQ(config.payloads[0], (PayloadSpec{"dockerd", "/usr/sbin/dockerd", 0755, {"-v"}, true}));
-    EXPECT_EQ(config.payloads[1], (PayloadSpec{"docker-proxy", "/usr/sbin/docker-proxy", 0750, {"--version"}, false}));
+    EXPECT_EQ(config.payloads[0], (PayloadSpec{"dockerd", "/usr/sbin/dockerd", 0755, {"-v"}, true, std::nullopt}));
+    EXPECT_EQ(config.payloads[1], (PayloadSpec{"docker-proxy", "/usr/sbin/docker-proxy", 0750, {"--version"}, false, std::nullopt}));
     EXPECT_EQ(config.findPayload("docker"), nullptr);
     EXPECT_EQ(config.enginePayload().name, "dockerd");
 }
@@ -236,6 +236,14 @@ TEST(LiveRestore, AutoByDefaultAndEachWordRead)
     EXPECT_EQ(parseConfig("[docker]\nlive_restore = \"off\"\n", "agent.toml").docker.liveRestore, LiveRestoreMode::Off);
     EXPECT_CONFIG_ERROR("[docker]\nlive_restore = \"always\"\n", "2:16", "docker.live_restore must be \"auto\", \"require\" or \"off\", got \"always\"");
     EXPECT_CONFIG_ERROR("[docker]\nlive_restore = true\n", "2:16", "docker.live_restore must be a string");
+}
+
+TEST(HoldSocket, OffByDefaultAndNeedsASocketUnit)
+{
+    EXPECT_FALSE(parseConfig("", "agent.toml").docker.holdSocket);
+    EXPECT_TRUE(parseConfig("[docker]\nhold_socket = true\n", "agent.toml").docker.holdSocket);
+    EXPECT_CONFIG_ERROR("[docker]\nsocket_unit = \"\"\nhold_socket = true\n", "3:15", "docker.hold_socket = true needs docker.socket_unit");
+    EXPECT_CONFIG_ERROR("[docker]\nhold_socket = \"yes\"\n", "2:15", "docker.hold_socket must be");
 }
 
 TEST(PayloadUnits, BadNamesAndRepeatsAreRefused)

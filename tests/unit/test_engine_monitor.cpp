@@ -54,6 +54,7 @@ public:
             onRestart();
         co_return;
     }
+    Task<std::vector<std::string>> partOf(const std::string&) override { co_return std::vector<std::string>{}; }
     Task<std::string> activeState(const std::string&) override { co_return "active"; }
     Task<std::uint32_t> mainPid(const std::string&) override { co_return 1; }
 };

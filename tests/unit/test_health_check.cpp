@@ -90,6 +90,7 @@ public:
     Task<void> stopUnit(const std::string&, milliseconds) override { co_return; }
     Task<void> startUnit(const std::string&, milliseconds) override { co_return; }
     Task<void> restartUnit(const std::string&, milliseconds) override { co_return; }
+    Task<std::vector<std::string>> partOf(const std::string&) override { co_return std::vector<std::string>{}; }
     Task<std::string> activeState(const std::string&) override
     {
         ++stateCalls;
