@@ -39,6 +39,12 @@ using namespace armdock::bench;
 
 namespace {
 
+// A run that cannot go on: thrown, not exit(), so that the sandbox is torn
+// down (its container would outlive it: live-restore keeps it running).
+struct BenchFailed : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 // systemd's Manager on the sandbox's bus: jobs enqueued together, each
 // awaited by its JobRemoved, as the agent does it.
 class SystemdJobs {
@@ -209,8 +215,7 @@ public:
     {
         if (!Sandbox::waitFor([&] { return pingOnce(sandbox.dockerSocket().string(), std::chrono::milliseconds(2000)); },
                               std::chrono::seconds(30))) {
-            std::cerr << "dockerd does not answer between runs\n";
-            std::exit(1);
+            throw BenchFailed("dockerd does not answer between runs");
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
@@ -230,15 +235,13 @@ public:
             const std::string tx = client.upgrade({{"docker", engine.string()}, {"dockerinit", init.string()}});
             auto [result, said] = watcher.waitFinished(tx, std::chrono::seconds(180));
             if (result != armdock::toString(armdock::TransactionResult::Success)) {
-                std::cerr << "agent upgrade " << tx << ": " << result << ": " << said << "\n";
-                std::exit(1);
+                throw BenchFailed("agent upgrade " + tx + ": " + result + ": " + said);
             }
             message = said;
         });
         const bool held = watcher.progressAt("holding", run.began).has_value();
         if (held != hold) {
-            std::cerr << "the agent " << (held ? "held" : "did not hold") << " the socket with hold_socket = " << hold << "\n";
-            std::exit(1);
+            throw BenchFailed(std::string("the agent ") + (held ? "held" : "did not hold") + " the socket with hold_socket = " + (hold ? "true" : "false"));
         }
         if (auto at = watcher.progressAt("checking version", run.stall.from))
             run.readinessMs = msBetween(run.stall.to, *at);
@@ -251,8 +254,7 @@ public:
         return measure([&] {
             auto r = sandbox.run({"/bin/sh", "-c", command}, std::chrono::seconds(120));
             if (r.exitCode != 0) {
-                std::cerr << command << " failed: " << r.output << "\n";
-                std::exit(1);
+                throw BenchFailed(command + " failed: " + r.output);
             }
         });
     }
@@ -264,8 +266,7 @@ public:
             for (const auto& [method, units] : batches) {
                 std::string why;
                 if (!jobs.run(method, units, why)) {
-                    std::cerr << why << "\n";
-                    std::exit(1);
+                    throw BenchFailed(why);
                 }
             }
         });
@@ -292,7 +293,7 @@ void note(Mode& m, const Run& r, const std::string& phases)
 
 }  // namespace
 
-int main()
+int measureAll()
 {
     const int rounds = envInt("ARMDOCK_BENCH_ROUNDS", 5);
     armdock::test::SandboxOptions options;
@@ -394,4 +395,14 @@ int main()
                 "< 1", sA < sM});
     addSummary({"2 readiness", "stall's end -> agent 'checking', median ms", formatted(mR, 2), "goal 5", ratio(mR, 5), "< 5 ms", mR < 5});
     return 0;
+}
+
+int main()
+{
+    try {
+        return measureAll();
+    } catch (const std::exception& e) {
+        std::cerr << "bench_downtime: " << e.what() << "\n";
+        return 1;
+    }
 }

@@ -2,6 +2,7 @@
 // what lands where, what the units saw, what the state folder keeps.
 #include "agent_test_fixture.hpp"
 
+#include "core/engine_guard.hpp"
 #include "core/errors.hpp"
 #include "core/backup_store.hpp"
 #include "core/journal.hpp"
@@ -41,6 +42,29 @@ TEST_F(TransactionTest, UpgradeSwapsTheSetBacksUpTheOldOneAndCommits)
     using enum AgentState;
     const std::vector<AgentState> expected{Verifying, Staging, Stopping, Swapping, Starting, Checking, Idle};
     EXPECT_EQ(recorder.states, expected);
+}
+
+// When the units start, Docker's guard must already read "swapped" and every
+// target must hold its new file (the line is put on disk while they start).
+TEST_F(TransactionTest, TheUnitsStartOnceSwappedIsReadableAndEveryFileIsNew)
+{
+    startAgent();
+    const fs::path src = newEngine("engine-v2", "2.0.0");
+    bool checked = false;
+    units.onCall = [&](const std::string& call) {
+        if (call != "start docker.socket")
+            return;
+        checked = true;
+        auto journal = TransactionJournal(dir / "state").load();
+        ASSERT_TRUE(journal.has_value());
+        EXPECT_TRUE(journal->has(JournalStepKind::Swapped));
+        EXPECT_TRUE(setIsWhole(journal));
+        EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(src));
+    };
+    agent->upgrade(Files{{"docker", src.string()}}, Options{});
+    waitIdle();
+    EXPECT_TRUE(checked);
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
 }
 
 TEST_F(TransactionTest, FailedCheckRollsBackByteForByteAndAddsNoBackup)
