@@ -696,10 +696,13 @@ Task<void> TransactionRunner::backUpInstalled(Attempt& a)
 
 Task<void> TransactionRunner::stopForSwap(Attempt& a)
 {
-    if (a.holdSocket)
+    if (a.holdSocket) {
+        std::vector<std::string> restarting;
+        for (const auto& batch : a.restarts)
+            restarting.insert(restarting.end(), batch.units.begin(), batch.units.end());
         report(AgentState::Swapping, 50, "holding " + config_.docker.socketUnit + ": the files change under the running engine, then " +
-                                             listed(a.units) + " restart with the socket still listening");
-    else
+                                             (restarting.empty() ? std::string("nothing") : listed(restarting)) + " restarts with the socket still listening");
+    } else
         report(AgentState::Stopping, 50, a.units.empty() ? "no unit runs the changed files: swapping them with no restart" : "stopping " + listed(a.units));
     // One journal write (one fdatasync), still before the outage, announces
     // the stop and every payload's rename: the swap inside the outage is then

@@ -78,6 +78,7 @@ TEST_F(SocketHoldTest, TheFilesAreRenamedFirstThenTheServiceAloneRestarts)
     EXPECT_EQ(units.calls, (Calls{"restart docker.service"})) << "the socket is never stopped";
     EXPECT_EQ(engineAtRestart, (std::vector<std::string>{sha256OfFile(src)})) << "the rename comes before the restart";
     EXPECT_TRUE(saidInProgress("docker.socket keeps listening"));
+    EXPECT_TRUE(saidInProgress("then docker.service restarts with the socket still listening"));
     expectNoLeftovers();
 }
 
