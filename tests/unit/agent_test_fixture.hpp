@@ -147,6 +147,29 @@ public:
     }
 };
 
+// Cancels the agent's transaction once, the first time `when` holds after a
+// PropertiesChanged (given the names that changed).
+class CancelOnce final : public AgentObserver {
+public:
+    CancelOnce(Agent& agent, std::function<bool(const std::vector<std::string>&)> when) : agent_(agent), when_(std::move(when))
+    {
+        agent_.addObserver(this);
+    }
+    void propertiesChanged(const std::vector<std::string>& names) override
+    {
+        if (!cancelled && when_(names)) {
+            cancelled = true;
+            agent_.cancel();
+        }
+    }
+    void finished(const std::string&, TransactionResult, const std::string&) override {}
+    bool cancelled = false;
+
+private:
+    Agent& agent_;
+    std::function<bool(const std::vector<std::string>&)> when_;
+};
+
 // Makes an ELF executable for this machine with distinct content: a copy of
 // /bin/true with `marker` appended (the loader ignores trailing bytes).
 inline void makeEngineFile(const fs::path& file, const std::string& marker, bool world = false)

@@ -136,21 +136,9 @@ TEST_F(SocketHoldTest, AFailedRestartRollsBackAsWithoutTheOption)
 TEST_F(SocketHoldTest, ACancelBeforeTheRenamesChangesNothingAndTouchesNoUnit)
 {
     startAgent();
-    struct CancelWhenHolding final : AgentObserver {
-        Agent* agent = nullptr;
-        bool cancelled = false;
-        void propertiesChanged(const std::vector<std::string>& names) override
-        {
-            if (!cancelled && std::find(names.begin(), names.end(), "Progress") != names.end() &&
-                agent->status().message.starts_with("holding docker.socket")) {
-                cancelled = true;
-                agent->cancel();
-            }
-        }
-        void finished(const std::string&, TransactionResult, const std::string&) override {}
-    } canceller;
-    canceller.agent = agent.get();
-    agent->addObserver(&canceller);
+    CancelOnce canceller(*agent, [&](const std::vector<std::string>& names) {
+        return std::find(names.begin(), names.end(), "Progress") != names.end() && agent->status().message.starts_with("holding docker.socket");
+    });
     agent->upgrade(Files{{"docker", newEngine("engine-v2", "2.0.0").string()}}, Options{});
     waitIdle();
     EXPECT_TRUE(canceller.cancelled);

@@ -192,21 +192,9 @@ TEST_F(TransactionTest, CancelDuringTheCheckRollsBackAtTheNextProbe)
 {
     config.docker.healthTimeoutSec = 60;
     startAgent();
-    struct CancelWhenChecking final : AgentObserver {
-        Agent* agent = nullptr;
-        bool cancelled = false;
-        void propertiesChanged(const std::vector<std::string>& names) override
-        {
-            if (!cancelled && std::find(names.begin(), names.end(), "State") != names.end() &&
-                agent->status().state == AgentState::Checking) {
-                cancelled = true;
-                agent->cancel();
-            }
-        }
-        void finished(const std::string&, TransactionResult, const std::string&) override {}
-    } canceller;
-    canceller.agent = agent.get();
-    agent->addObserver(&canceller);
+    CancelOnce canceller(*agent, [&](const std::vector<std::string>& names) {
+        return std::find(names.begin(), names.end(), "State") != names.end() && agent->status().state == AgentState::Checking;
+    });
     fs::path src = newEngine("engine-silent", "2.0.0", true);
     const auto start = std::chrono::steady_clock::now();
     agent->upgrade(Files{{"docker", src.string()}}, Options{});
