@@ -339,6 +339,7 @@ private:
         std::vector<PayloadSpec> payloads;
         std::set<std::string> names;
         std::set<std::filesystem::path> paths;
+        std::set<std::string> components;
         const toml::node* engineNode = nullptr;
         for (std::size_t index = 0; index < array.size(); ++index) {
             const toml::table& table = *array.get(index)->as_table();
@@ -355,6 +356,9 @@ private:
                                                         + std::to_string(engineNode->source().begin.line) + ")");
             if (spec.engine)
                 engineNode = table.get("engine");
+            if (!spec.component.empty() && !components.insert(spec.component).second)
+                fail(table.get("component")->source(), key + ".component " + inQuotes(spec.component) +
+                                                           " is compared for an earlier payload; /version reports each component once");
             payloads.push_back(std::move(spec));
         }
         if (!engineNode)
@@ -365,22 +369,46 @@ private:
 
     PayloadSpec readPayload(const toml::table& table, const std::string& key) const
     {
-        checkKnownKeys(table, key, {"name", "path", "mode", "version_args", "engine", "units"});
+        checkKnownKeys(table, key, {"name", "path", "mode", "version_args", "engine", "units", "component"});
         PayloadSpec spec;
         readPayloadName(table, key, spec.name);
         readPayloadPath(table, key, spec.path);
         readMode(table, key, spec.mode);
         readBool(table, "engine", key, spec.engine);
+        readComponent(table, key, spec);
         if (const toml::node* node = table.get("version_args")) {
             spec.versionArgs = readStringArray(*node, key + ".version_args");
             if (spec.engine && spec.versionArgs.empty())
                 fail(node->source(), key + ".version_args must not be empty for the engine payload (docker: [\"-v\"])");
+            if (!spec.component.empty() && spec.versionArgs.empty())
+                fail(node->source(), key + ".version_args must not be empty for a payload with a component: its version is compared "
+                                           "with what /version reports (containerd, runc, docker-init: [\"--version\"])");
         } else if (spec.engine) {
             spec.versionArgs = {"-v"};  // what every Docker engine understands
+        } else if (!spec.component.empty()) {
+            spec.versionArgs = {"--version"};  // containerd, runc and docker-init (tini) all answer it
         }
         if (const toml::node* node = table.get("units"))
             spec.units = readPayloadUnits(*node, key + ".units");
         return spec;
+    }
+
+    // The engine's own version is /version's "Version"; a component is one of the others.
+    void readComponent(const toml::table& table, const std::string& key, PayloadSpec& spec) const
+    {
+        readString(table, "component", key, spec.component);
+        const toml::node* node = table.get("component");
+        if (!node)
+            return;
+        if (spec.engine)
+            fail(node->source(), key + ".component: the engine payload is checked against /version's \"Version\"; "
+                                       "component names another program of the set (\"containerd\", \"runc\", \"docker-init\")");
+        const bool named = !spec.component.empty() && std::all_of(spec.component.begin(), spec.component.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+        });
+        if (!named)
+            fail(node->source(), key + ".component must name an entry of /version's Components, such as \"containerd\", got " +
+                                     inQuotes(spec.component));
     }
 
     // Full unit names (systemd's D-Bus API wants them), each once.
@@ -527,8 +555,8 @@ Config defaultConfig()
 {
     Config config;
     config.payloads = {
-        PayloadSpec{"docker", "/usr/bin/docker", 0755, {"-v"}, true, std::nullopt},
-        PayloadSpec{"dockerinit", "/usr/lib/docker/dockerinit", 0755, {}, false, std::nullopt},
+        PayloadSpec{"docker", "/usr/bin/docker", 0755, {"-v"}, true, std::nullopt, ""},
+        PayloadSpec{"dockerinit", "/usr/lib/docker/dockerinit", 0755, {}, false, std::nullopt, ""},
     };
     return config;
 }

@@ -21,12 +21,16 @@ struct PayloadSpec {
     std::string name;                    // "docker", "dockerinit", ...
     std::filesystem::path path;          // absolute target path
     mode_t mode = 0755;
-    std::vector<std::string> versionArgs;  // non-empty for the engine: {"-v"}
+    std::vector<std::string> versionArgs;  // non-empty for the engine ({"-v"}) and for a component ({"--version"})
     bool engine = false;                 // the payload whose version /version reports
     // The units that run this file and restart when it changes; nullopt:
     // the engine's (docker.socket_unit, docker.service); empty: none (a
     // program run per operation, such as runc).
     std::optional<std::vector<std::string>> units;
+    // Its name among the Components of the engine's /version ("containerd",
+    // "runc", "docker-init"): once it changed, the version reported there
+    // must be the new file's. Empty: not compared.
+    std::string component;
 
     bool operator==(const PayloadSpec&) const = default;
 };

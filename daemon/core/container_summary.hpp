@@ -1,5 +1,6 @@
-// One container as the engine lists it: what the health check compares
-// before and after an upgrade. Plain data, no Asio (the fuzz build uses it).
+// What the engine reports of its containers and its parts: what the health
+// check compares before and after an upgrade. Plain data, no Asio (the fuzz
+// build uses it).
 #pragma once
 
 #include <string>
@@ -20,6 +21,13 @@ struct KeptContainer {
 struct LiveRestoreInfo {
     bool enabled = false;  // LiveRestoreEnabled
     bool swarm = false;    // Swarm.LocalNodeState is neither "inactive" nor absent
+};
+
+// One entry of /version's Components: {"Name": "containerd", "Version": "1.6.20~ds1"}.
+struct ComponentVersion {
+    std::string name;
+    std::string version;
+    bool operator==(const ComponentVersion&) const = default;
 };
 
 struct ContainerSummary {

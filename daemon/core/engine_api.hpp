@@ -32,6 +32,10 @@ public:
     virtual Task<bool> ping(std::chrono::milliseconds timeout) = 0;
     // GET /version -> "Version".
     virtual Task<std::string> version(std::chrono::milliseconds timeout) = 0;
+    // GET /version -> "Components" other than "Engine" (containerd, runc,
+    // docker-init), as the engine learns them now: containerd over its API,
+    // runc and docker-init by running them. [] when not reported.
+    virtual Task<std::vector<ComponentVersion>> components(std::chrono::milliseconds timeout) = 0;
     // GET /info -> "InitSha1" when present and not empty (Docker 1.10).
     virtual Task<std::optional<std::string>> initSha1(std::chrono::milliseconds timeout) = 0;
     // GET /containers/json?all=1 plus each container's HostConfig.RestartPolicy and State.Pid.

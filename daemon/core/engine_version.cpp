@@ -20,7 +20,7 @@ constexpr std::size_t chunkSize = 1 << 20;
 
 [[noreturn]] void cannotRun(const std::string& command, const std::string& why)
 {
-    throw AgentError(ErrorKind::PayloadRejected, "cannot learn the engine's version: " + command + " " + why);
+    throw AgentError(ErrorKind::PayloadRejected, "cannot learn a payload's version: " + command + " " + why);
 }
 
 std::string describeCommand(const std::filesystem::path& binary, const std::vector<std::string>& args)
@@ -48,11 +48,13 @@ std::string exitProblem(const ChildOutcome& child)
 
 }  // namespace
 
-std::optional<std::string> parseDockerVersionLine(std::string_view output)
+std::optional<std::string> parseProgramVersion(std::string_view output)
 {
-    static const std::regex pattern(R"(version\s+v?([0-9]+\.[0-9]+[0-9A-Za-z.+~_-]*))", std::regex::icase);
+    static const std::regex afterWord(R"(version\s+v?([0-9]+\.[0-9]+[0-9A-Za-z.+~_-]*))", std::regex::icase);
+    // containerd names no "version": "containerd github.com/containerd/containerd 1.6.20~ds1 <revision>".
+    static const std::regex bareToken(R"((?:^|\s)v?([0-9]+\.[0-9]+[0-9A-Za-z.+~_-]*))");
     std::match_results<std::string_view::const_iterator> match;
-    if (!std::regex_search(output.begin(), output.end(), match, pattern))
+    if (!std::regex_search(output.begin(), output.end(), match, afterWord) && !std::regex_search(output.begin(), output.end(), match, bareToken))
         return std::nullopt;
     std::string version = match[1].str();
     // "1.10.2," or "1.10.2." at the end of a sentence: the punctuation is not part of it.
@@ -78,7 +80,7 @@ std::string learnEngineVersion(const std::filesystem::path& binary, const std::v
                                std::to_string(timeout.count()) + " ms; it was killed");
     if (const std::string problem = exitProblem(child); !problem.empty())
         cannotRun(command, problem);
-    const auto version = parseDockerVersionLine(child.output);
+    const auto version = parseProgramVersion(child.output);
     if (!version)
         cannotRun(command, "printed no version" + (child.output.empty() ? std::string() : ": \"" + firstLine(child.output) + "\""));
     return *version;

@@ -1,4 +1,4 @@
-// Learns an engine's version by running it with its version arguments
+// Learns a payload's version by running it with its version arguments
 // (`docker -v` prints "Docker version 1.10.2, build c3959b1"), and the
 // dockerinit pairing rule of Docker 1.10. Blocking: run off the event loop.
 #pragma once
@@ -12,9 +12,12 @@
 
 namespace armdock {
 
-// "Docker version 1.10.2, build c3959b1" -> "1.10.2"; also accepts
-// "Docker version 20.10.24+dfsg1, build 5d6db84". nullopt when no version.
-std::optional<std::string> parseDockerVersionLine(std::string_view output);
+// The version a program prints: the one after the word "version"
+// ("Docker version 20.10.24+dfsg1, build 5d6db84" -> "20.10.24+dfsg1",
+// "runc version 1.1.5+ds1", "tini version 0.19.0 - git.de40ad0"), else the
+// first word that is one ("containerd github.com/containerd/containerd
+// 1.6.20~ds1 ..."); a leading "v" is dropped. nullopt when none.
+std::optional<std::string> parseProgramVersion(std::string_view output);
 
 // The release line of a version, its first two numbers ("20.10" of
 // "20.10.24+dfsg1", "1.10" of "1.10.3"); "" when it has none.

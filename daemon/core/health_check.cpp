@@ -42,6 +42,7 @@ constexpr milliseconds gracePingTimeout{1000};
 constexpr milliseconds pingSlice{1000};  // re-check the unit between pings this long
 constexpr milliseconds pingRetryDelay{20};
 constexpr milliseconds containersPollInterval{200};
+constexpr milliseconds componentsPollInterval{100};
 constexpr milliseconds minRequestTimeout{1000};
 constexpr milliseconds maxRequestTimeout{10000};
 constexpr milliseconds minSmokeTimeout{1000};
@@ -200,6 +201,59 @@ Task<void> checkInitSha1(EngineApi& engine, const HealthExpectations& expect, Cl
                                                 *expect.expectedInitSha1 +
                                                 "; docker and dockerinit come from different builds — install "
                                                 "the pair from one release");
+    }
+}
+
+std::string describeComponents(const std::vector<ComponentVersion>& list)
+{
+    std::string out;
+    for (const auto& c : list)
+        out += (out.empty() ? "" : ", ") + c.name + " " + c.version;
+    return out.empty() ? "no components" : out;
+}
+
+// A component the engine reports with another version fails at once: it is
+// what the engine uses now. One it does not report yet (dockerd reconnecting
+// to a restarted containerd) is asked for again until the deadline.
+Task<void> checkComponents(EngineApi& engine, const HealthExpectations& expect, Clock::time_point deadline)
+{
+    const auto fail = [&](const std::string& what) { return HealthCheckFailed("components", "check components: " + what); };
+    std::vector<ComponentVersion> seen;
+    std::string lastError;
+    for (;;) {
+        throwIfCancelled(expect, "components");
+        std::vector<const ExpectedComponent*> missing;
+        try {
+            seen = co_await engine.components(requestTimeout(deadline));
+            lastError.clear();
+            for (const auto& want : expect.components) {
+                auto it = std::find_if(seen.begin(), seen.end(), [&](const ComponentVersion& c) { return c.name == want.name; });
+                if (it == seen.end()) {
+                    missing.push_back(&want);
+                } else if (!sameComponentVersion(it->version, want.version)) {
+                    throw fail(expect.socketPath + " reports " + want.name + " " + it->version + ", but the new " + want.path +
+                               " (payload " + want.payload + ") is " + want.version +
+                               ": the engine does not use the file just installed. Check that it runs that path (dockerd's "
+                               "--containerd, its runtimes and init-path in /etc/docker/daemon.json, the PATH of " +
+                               expect.serviceUnit + ") and that the payload's units restart the service that runs it");
+                }
+            }
+            if (missing.empty())
+                co_return;
+        } catch (const EngineUnreachable& e) {
+            lastError = e.what();
+        }
+        if (remainingUntil(deadline).count() == 0) {
+            if (!lastError.empty())
+                throw fail("GET /version on " + expect.socketPath + " failed: " + lastError + "; " + journalHint(expect));
+            std::string names;
+            for (const auto* m : missing)
+                names += (names.empty() ? "" : ", ") + m->name + " (payload " + m->payload + ")";
+            throw fail(expect.socketPath + " does not report " + names + " among its Components (it reports " + describeComponents(seen) +
+                       ") within " + formatDuration(expect.timeout) + ": either the engine cannot reach it (" + journalHint(expect) +
+                       ") or the payload's component names none of them; set component to one of those names");
+        }
+        co_await waitUntil(std::min(Clock::now() + componentsPollInterval, deadline));
     }
 }
 
@@ -424,6 +478,12 @@ int runCommandWithTimeout(const std::vector<std::string>& argv, std::chrono::mil
     return child.code;
 }
 
+bool sameComponentVersion(std::string_view reported, std::string_view expected)
+{
+    const auto bare = [](std::string_view v) { return v.starts_with('v') ? v.substr(1) : v; };
+    return !expected.empty() && bare(reported) == bare(expected);
+}
+
 ExecutableIdentity executableIdentity(const std::string& path)
 {
     struct stat st {};
@@ -448,6 +508,14 @@ Task<void> runHealthCheck(EngineApi& engine, UnitControl& units, boost::asio::th
     if (!expect.expectedVersion.empty()) {
         report(progress, "checking version");
         co_await checkVersion(engine, expect, deadline);
+    }
+
+    if (!expect.components.empty()) {
+        std::string names;
+        for (const auto& c : expect.components)
+            names += (names.empty() ? "" : ", ") + c.name + " " + c.version;
+        report(progress, "checking that the engine uses " + names);
+        co_await checkComponents(engine, expect, deadline);
     }
 
     if (expect.expectedInitSha1) {

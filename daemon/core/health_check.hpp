@@ -3,6 +3,9 @@
 //   ping      the socket answers GET /_ping with OK within `timeout`
 //   version   GET /version reports expectedVersion
 //   initsha1  where /info reports InitSha1, it equals expectedInitSha1
+//   components  for each changed payload with a component, /version's
+//             Components report the version its new file printed (containerd,
+//             runc, docker-init: what the engine uses now, not what it used)
 //   exe       the service's main process runs expectedExe (/proc/PID/exe has
 //             its device and inode): the file just installed, not an old process
 //   grace     for `grace`, the unit stays active with the same main PID and
@@ -23,6 +26,7 @@
 #include <stdexcept>
 #include <sys/types.h>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "async.hpp"
@@ -56,6 +60,18 @@ struct ExecutableIdentity {
 // stat() of `path`; throws std::system_error naming it.
 ExecutableIdentity executableIdentity(const std::string& path);
 
+// A part of the engine set whose new file printed `version`; /version's
+// Components must report the same under `name`.
+struct ExpectedComponent {
+    std::string name;     // "containerd"
+    std::string version;  // "1.6.20~ds1", from `path --version`
+    std::string payload;  // for messages
+    std::string path;
+};
+
+// "v1.7.0" and "1.7.0" are one version: containerd reports the "v" its --version may drop.
+bool sameComponentVersion(std::string_view reported, std::string_view expected);
+
 struct HealthExpectations {
     std::string serviceUnit;
     std::string socketPath;  // for messages
@@ -65,6 +81,7 @@ struct HealthExpectations {
     // Other restarted services and the file each main process must run
     // (containerd.service after a new containerd).
     std::vector<std::pair<std::string, ExecutableIdentity>> otherExes;
+    std::vector<ExpectedComponent> components;
     std::chrono::milliseconds timeout{60000};  // from the start job's end to a passing check
     std::chrono::milliseconds grace{5000};
     std::vector<std::string> smokeCommand;

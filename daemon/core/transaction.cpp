@@ -134,6 +134,7 @@ struct TransactionRunner::Attempt {
     std::string newSetId;
     std::string newVersion;
     std::optional<std::string> newInitSha1;
+    std::vector<ExpectedComponent> components;  // changed parts /version must report as their new files print
     BackupStore::BackUpResult backup;  // the installed set, backed up
     std::vector<ContainerSummary> containersBack;
     bool liveRestore = false;                 // the running engine keeps its containers through a restart
@@ -274,6 +275,7 @@ Task<void> TransactionRunner::checkEngine(const std::string& expectedVersion, co
         // transaction rolls back); the restored engine's check runs to its end.
         expect.cancelled = s_.cancelRequested;
         expect.keptRunning = proof->keptRunning;
+        expect.components = proof->components;
     }
     expect.containersBack = std::move(containersBack);
     // Named, not a temporary inside co_await (GCC 12 destroys those twice; see async.hpp).
@@ -567,18 +569,12 @@ Task<void> TransactionRunner::describeNewSet(Attempt& a)
         const auto engineFile = fileOf[engineSpec.name];
         if (a.isRollback() && !a.plan.knownVersion.empty())
             a.newVersion = a.plan.knownVersion;
-        else if (engineFile && !engineSpec.versionArgs.empty()) {
-            // The probe runs under the agent's own bounding set: say why it cannot, rather than "EPERM".
-            if (const std::string why = whyNotRunnableHere(readFileAttributes(*engineFile)); !why.empty())
-                throw AgentError(ErrorKind::PayloadRejected,
-                                 "payload " + engineSpec.name + ": the agent cannot run the new engine " + engineFile->string() + " (`" +
-                                     engineSpec.versionArgs.front() + "`) to learn its version: " + why +
-                                     ". The new file carries these from " + engineSpec.path.string() +
-                                     ". Add them to the CapabilityBoundingSet= of the agent's unit (a drop-in), or give " +
-                                     engineSpec.path.string() + " them without the effective flag (`setcap CAP+p`), or remove them from it "
-                                     "(`setcap -r`) and set them again after the upgrade");
-            a.newVersion = s_.probeVersion(*engineFile, engineSpec.versionArgs);
-        }
+        else if (engineFile && !engineSpec.versionArgs.empty())
+            a.newVersion = probeNewFile(engineSpec, *engineFile);
+        // The parts /version reports: each changed one must be what the engine uses afterwards.
+        for (const auto& spec : config_.payloads)
+            if (const PlannedPayload* p = a.planned(spec.name); p && !spec.component.empty() && fileOf[spec.name])
+                a.components.push_back({spec.component, probeNewFile(spec, *fileOf[spec.name]), spec.name, spec.path.string()});
         const PayloadSpec* init = config_.findPayload("dockerinit");
         if (!init || !fileOf[init->name])
             return;
@@ -593,6 +589,20 @@ Task<void> TransactionRunner::describeNewSet(Attempt& a)
                                  "; Docker 1.10 would refuse to run it. Upgrade docker and dockerinit together from the same build, "
                                  "or set dockerinit_pairing = false for engines without dockerinit");
     });
+}
+
+// `spec`'s version as its new `file` prints it. The probe runs under the
+// agent's own bounding set: say why it cannot, rather than "EPERM".
+std::string TransactionRunner::probeNewFile(const PayloadSpec& spec, const fs::path& file) const
+{
+    if (const std::string why = whyNotRunnableHere(readFileAttributes(file)); !why.empty())
+        throw AgentError(ErrorKind::PayloadRejected,
+                         "payload " + spec.name + ": the agent cannot run the new " + file.string() + " (`" + spec.versionArgs.front() +
+                             "`) to learn its version: " + why + ". The new file carries these from " + spec.path.string() +
+                             ". Add them to the CapabilityBoundingSet= of the agent's unit (a drop-in), or give " + spec.path.string() +
+                             " them without the effective flag (`setcap CAP+p`), or remove them from it "
+                             "(`setcap -r`) and set them again after the upgrade");
+    return s_.probeVersion(file, spec.versionArgs);
 }
 
 // Before anything is backed up or stopped: does the running engine keep its
@@ -765,7 +775,7 @@ Task<void> TransactionRunner::check(Attempt& a)
     if (s_.cancelRequested())
         throw HealthCheckCancelled("cancelled by request after the swap");
     report(AgentState::Checking, 80, "checking the new engine on " + config_.docker.socket.string());
-    NewSetProof proof{{}, a.keptRunning};
+    NewSetProof proof{{}, a.keptRunning, a.components};
     for (const auto& p : a.plan.payloads)
         proof.changed.push_back(&p);
     co_await checkEngine(a.newVersion, a.newInitSha1, a.plan.healthTimeout, a.containersBack, &proof);

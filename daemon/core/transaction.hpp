@@ -19,6 +19,7 @@
 #include "config.hpp"
 #include "engine_api.hpp"
 #include "file_attributes.hpp"
+#include "health_check.hpp"
 #include "journal.hpp"
 #include "source_verifier.hpp"
 #include "unit_control.hpp"
@@ -90,6 +91,7 @@ private:
     Task<void> stage(Attempt& a);
     FileAttributes attributesToStage(Attempt& a, const PlannedPayload& p);
     Task<void> describeNewSet(Attempt& a);
+    std::string probeNewFile(const PayloadSpec& spec, const std::filesystem::path& file) const;
     Task<void> checkLiveRestore(Attempt& a);
     Task<void> planSocketHold(Attempt& a);
     Task<void> backUpInstalled(Attempt& a);
@@ -111,6 +113,7 @@ private:
     struct NewSetProof {
         std::vector<const PlannedPayload*> changed;  // their services run their new files
         std::vector<KeptContainer> keptRunning;      // live-restore: still running in the same process
+        std::vector<ExpectedComponent> components;   // what /version's Components must report
     };
     // `proof`: nullptr for a restored set.
     Task<void> checkEngine(const std::string& expectedVersion, const std::optional<std::string>& expectedInitSha1,

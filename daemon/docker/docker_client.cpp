@@ -228,6 +228,13 @@ Task<std::string> DockerClient::version(std::chrono::milliseconds timeout)
     co_return parseAnswer(socketPath_, target, answer, parseVersionBody);
 }
 
+Task<std::vector<ComponentVersion>> DockerClient::components(std::chrono::milliseconds timeout)
+{
+    const std::string target = "/version";
+    auto answer = co_await exchange(io_, socketPath_, target, timeout, false);
+    co_return parseAnswer(socketPath_, target, answer, parseComponentsBody);
+}
+
 Task<std::optional<std::string>> DockerClient::initSha1(std::chrono::milliseconds timeout)
 {
     const std::string target = "/info";

@@ -22,6 +22,7 @@ public:
 
     Task<bool> ping(std::chrono::milliseconds timeout) override;
     Task<std::string> version(std::chrono::milliseconds timeout) override;
+    Task<std::vector<ComponentVersion>> components(std::chrono::milliseconds timeout) override;
     Task<std::optional<std::string>> initSha1(std::chrono::milliseconds timeout) override;
     Task<std::vector<ContainerSummary>> containers(std::chrono::milliseconds timeout) override;
     Task<LiveRestoreInfo> liveRestore(std::chrono::milliseconds timeout) override;

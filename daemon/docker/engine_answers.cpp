@@ -58,6 +58,33 @@ std::string parseVersionBody(std::string_view json)
     return version->get<std::string>();
 }
 
+std::vector<ComponentVersion> parseComponentsBody(std::string_view json)
+{
+    auto doc = parseJson(json);
+    if (!doc.is_object()) {
+        throw std::invalid_argument("/version answer is not a JSON object");
+    }
+    std::vector<ComponentVersion> components;
+    auto list = doc.find("Components");
+    if (list == doc.end() || list->is_null()) {
+        return components;
+    }
+    if (!list->is_array()) {
+        throw std::invalid_argument("/version \"Components\" is not an array");
+    }
+    for (const auto& entry : *list) {
+        auto name = entry.is_object() ? entry.find("Name") : entry.end();
+        auto version = entry.is_object() ? entry.find("Version") : entry.end();
+        if (name == entry.end() || !name->is_string() || version == entry.end() || !version->is_string()) {
+            throw std::invalid_argument("/version has a component without a \"Name\" and \"Version\" string");
+        }
+        if (name->get<std::string>() != "Engine") {
+            components.push_back({name->get<std::string>(), version->get<std::string>()});
+        }
+    }
+    return components;
+}
+
 std::optional<std::string> parseInitSha1Body(std::string_view json)
 {
     auto doc = parseJson(json);

@@ -14,6 +14,8 @@
 namespace armdock {
 
 std::string parseVersionBody(std::string_view json);                 // "Version"
+// "Components" besides the "Engine" entry, in the engine's order; [] when absent (Docker 1.10).
+std::vector<ComponentVersion> parseComponentsBody(std::string_view json);
 std::optional<std::string> parseInitSha1Body(std::string_view json);  // "InitSha1"
 std::vector<ContainerSummary> parseContainerList(std::string_view json);
 std::string parseRestartPolicy(std::string_view inspectJson);  // HostConfig.RestartPolicy.Name

@@ -28,6 +28,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string_view body(reinterpret_cast<const char*>(data), size);
     tryParse([](std::string_view b) { FUZZ_CHECK(!armdock::parseVersionBody(b).empty()); }, body);
     tryParse([](std::string_view b) {
+        for (const auto& component : armdock::parseComponentsBody(b))
+            FUZZ_CHECK(component.name != "Engine");
+    }, body);
+    tryParse([](std::string_view b) {
         auto sha = armdock::parseInitSha1Body(b);
         FUZZ_CHECK(!sha || !sha->empty());
     }, body);

@@ -7,14 +7,17 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include <atomic>
 #include <cstdio>
+#include <memory>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "agent_sandbox_fixture.hpp"
 
@@ -75,6 +78,13 @@ std::uint64_t renamedAt(const fs::path& file)
 
 enum class Ping { Ok, Refused, NoAnswer };
 
+std::uint64_t realtimeMicroseconds()
+{
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1000000u + static_cast<std::uint64_t>(now.tv_nsec) / 1000u;
+}
+
 // One client visit: connect to the socket, GET /_ping (HTTP/1.0), read the
 // answer. Refused: nothing listens on the socket (connect fails with
 // ECONNREFUSED), so a connection cannot wake an engine either.
@@ -125,8 +135,10 @@ public:
         thread_ = std::thread([this] {
             auto lastOk = Clock::now();
             while (!stop_.load()) {
+                const std::uint64_t connectedUs = realtimeMicroseconds();
                 const Ping ping = pingOnce(socket_, 500ms);
                 const auto now = Clock::now();
+                visits.push_back({connectedUs, realtimeMicroseconds(), ping});
                 ++attempts;
                 if (ping == Ping::Ok) {
                     longestGap = std::max(longestGap, now - lastOk);
@@ -154,6 +166,14 @@ public:
         return failures ? std::chrono::duration<double>(at - origin).count() : 0.0;
     }
 
+    // One visit: when it connected and when it was answered (or gave up), on
+    // systemd's clock (CLOCK_REALTIME, microseconds), to compare with a unit's timestamps.
+    struct Visit {
+        std::uint64_t connectedUs = 0;
+        std::uint64_t answeredUs = 0;
+        Ping result = Ping::NoAnswer;
+    };
+    std::vector<Visit> visits;  // read after stop()
     long attempts = 0, failures = 0, refused = 0;
     Clock::duration longestGap{};
     Clock::time_point firstFailure{}, lastFailure{};
@@ -266,6 +286,12 @@ protected:
 
         PingingClient pinger(sandbox->dockerSocket());
         pinger.start();
+        // More clients, so that several connect while the engine restarts (each waits for its answer).
+        std::vector<std::unique_ptr<PingingClient>> others;
+        for (int i = 0; i < 3; ++i) {
+            others.push_back(std::make_unique<PingingClient>(sandbox->dockerSocket()));
+            others.back()->start();
+        }
         std::this_thread::sleep_for(300ms);
         const auto upgradeStart = Clock::now();
         std::string result;
@@ -278,6 +304,10 @@ protected:
         const double upgradeSeconds = std::chrono::duration<double>(Clock::now() - upgradeStart).count();
         std::this_thread::sleep_for(300ms);
         pinger.stop();
+        for (auto& other : others) {
+            other->stop();
+            EXPECT_EQ(other->failures, 0) << "another client got no answer or was refused";
+        }
         std::printf("[held socket, %s] upgrade %s in %.1f s; %ld pings, %ld failed (%ld refused), longest gap between answers %.0f ms\n",
                     style.c_str(), result.c_str(), upgradeSeconds, pinger.attempts, pinger.failures, pinger.refused, pinger.longestGapMs());
 
@@ -297,6 +327,40 @@ protected:
         EXPECT_GT(unitTimestamp(*sandbox, "docker.service", "Service", "ExecMainStartTimestamp"), renamedAt(sandbox->payloadPath("docker")))
             << "the new dockerd was exec'd before its file was renamed into place";
         EXPECT_EQ(systemdProperty(*sandbox, "docker.socket", "ActiveState"), "active");
+        std::vector<const PingingClient*> clients{&pinger};
+        for (const auto& other : others)
+            clients.push_back(other.get());
+        expectTheNewEngineAnsweredWhoConnectedDuringTheRestart(style, clients);
+    }
+
+    // A client that connected after the old engine began to stop and before
+    // the new one was exec'd waited in the socket's backlog; the answer it got
+    // came after the new engine started, so the new engine gave it.
+    void expectTheNewEngineAnsweredWhoConnectedDuringTheRestart(const std::string& style, const std::vector<const PingingClient*>& clients)
+    {
+        const std::uint64_t stopBegan = unitTimestamp(*sandbox, "docker.service", "Unit", "ActiveExitTimestamp");
+        const std::uint64_t newStarted = unitTimestamp(*sandbox, "docker.service", "Service", "ExecMainStartTimestamp");
+        ASSERT_GT(stopBegan, 0u);
+        ASSERT_GT(newStarted, stopBegan);
+        long duringRestart = 0, answeredByNew = 0;
+        std::uint64_t longestWaitUs = 0;
+        for (const PingingClient* client : clients) {
+            for (const auto& visit : client->visits) {
+                if (visit.connectedUs < stopBegan || visit.connectedUs >= newStarted)
+                    continue;
+                ++duringRestart;
+                EXPECT_EQ(visit.result, Ping::Ok) << "a client that connected " << (visit.connectedUs - stopBegan) / 1000
+                                                  << " ms after the stop began got no answer";
+                if (visit.result == Ping::Ok && visit.answeredUs > newStarted) {
+                    ++answeredByNew;
+                    longestWaitUs = std::max(longestWaitUs, visit.answeredUs - visit.connectedUs);
+                }
+            }
+        }
+        std::printf("[held socket, %s, %zu clients] %ld visit(s) connected between the old engine's stop and the new one's exec; "
+                    "%ld of them answered by the new engine, after %.1f ms at most\n",
+                    style.c_str(), clients.size(), duringRestart, answeredByNew, static_cast<double>(longestWaitUs) / 1000.0);
+        EXPECT_GE(answeredByNew, 1) << "no client that connected during the restart was answered by the new engine";
     }
 };
 

@@ -478,6 +478,8 @@ std::filesystem::path Sandbox::payloadPath(const std::string& name) const
         return root() / "usr/lib/docker/dockerinit";
     if (name == "containerd")
         return root() / "usr/bin/containerd";
+    if (name == "runc")
+        return root() / "usr/sbin/runc";
     throw std::invalid_argument("unknown payload " + name);
 }
 
@@ -556,6 +558,10 @@ void Sandbox::makeTree()
     installExecutable(sourceOf(options_.dockerinitSource, "ARMDOCK_SANDBOX_DOCKERINIT", smallElf), payloadPath("dockerinit"));
     if (options_.containerdPayload)
         installExecutable("/usr/bin/containerd", payloadPath("containerd"));
+    if (options_.runcPayload) {
+        fs::create_directories(payloadPath("runc").parent_path());
+        installExecutable("/usr/sbin/runc", payloadPath("runc"));
+    }
 
     writeFile(dir_ / "dbus.conf",
         "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
@@ -642,7 +648,9 @@ void Sandbox::writeBaseUnits()
             " --data-root=" + d + "/docker/data --exec-root=" + d + "/docker/exec --pidfile=" + d +
             "/docker/docker.pid --iptables=false --ip-masq=false --bridge=none --storage-driver=vfs" + cgroupParent + moreArgs +
             "\n"
-            "ExecReload=/bin/kill -s HUP $MAINPID\n"
+            "ExecReload=/bin/kill -s HUP $MAINPID\n" +
+            (options_.runcPayload ? "Environment=PATH=" + (root() / "usr/sbin").string() + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+                                  : std::string()) +
             "StandardOutput=append:" + logs + "/docker.log\nStandardError=inherit\n" + options_.dockerServiceExtra);
     // Docker's guard as shipped, run by this sandbox's agent binary with its agent.toml.
     const fs::path agent = agentBinary();

@@ -63,6 +63,10 @@ struct SandboxOptions {
     // docker.socket is PartOf=docker.service, as Docker 1.10's unit was
     // (a stop or restart of the service takes the socket with it).
     bool socketPartOfService = false;
+    // docker.service finds its programs in root's usr/sbin first (its PATH),
+    // where a copy of the real runc is installed as the payload "runc": the
+    // runc dockerd's /version reports.
+    bool runcPayload = false;
 };
 
 struct CommandResult {

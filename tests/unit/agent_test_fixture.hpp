@@ -20,6 +20,7 @@
 
 #include "core/agent.hpp"
 #include "core/config.hpp"
+#include "core/errors.hpp"
 #include "core/sha_digest.hpp"
 
 namespace armdock::test {
@@ -107,6 +108,10 @@ public:
         co_return it == versionOf.end() ? std::string("unknown") : it->second;
     }
     Task<std::optional<std::string>> initSha1(std::chrono::milliseconds) override { co_return std::nullopt; }
+    Task<std::vector<ComponentVersion>> components(std::chrono::milliseconds) override
+    {
+        co_return componentsNow ? componentsNow() : std::vector<ComponentVersion>{};
+    }
     Task<std::vector<ContainerSummary>> containers(std::chrono::milliseconds) override
     {
         ++containersCalls;
@@ -118,6 +123,7 @@ public:
         co_return liveRestoreNow;
     }
     std::vector<ContainerSummary> containersNow;  // what /containers/json lists
+    std::function<std::vector<ComponentVersion>()> componentsNow;  // what /version's Components say; none when empty
     LiveRestoreInfo liveRestoreNow;               // what /info says of live-restore
     int containersCalls = 0;
     int liveRestoreCalls = 0;
@@ -255,7 +261,7 @@ protected:
         agent->setVersionProbe([this](const fs::path& binary, const std::vector<std::string>&) {
             auto it = probeVersions.find(sha256OfFile(binary));
             if (it == probeVersions.end())
-                throw std::runtime_error("no version for " + binary.string());
+                throw AgentError(ErrorKind::PayloadRejected, "cannot learn a payload's version: " + binary.string() + " printed no version");
             return it->second;
         });
         bool done = false;

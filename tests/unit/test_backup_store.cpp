@@ -20,8 +20,8 @@ protected:
         ASSERT_NE(::mkdtemp(pattern), nullptr);
         dir = pattern;
         fs::create_directories(dir / "root");
-        payloads = {PayloadSpec{"docker", dir / "root/docker", 0755, {"-v"}, true, std::nullopt},
-                    PayloadSpec{"dockerinit", dir / "root/dockerinit", 0755, {}, false, std::nullopt}};
+        payloads = {PayloadSpec{"docker", dir / "root/docker", 0755, {"-v"}, true, std::nullopt, ""},
+                    PayloadSpec{"dockerinit", dir / "root/dockerinit", 0755, {}, false, std::nullopt, ""}};
         write("docker", "engine-1");
     }
     void TearDown() override { fs::remove_all(dir); }

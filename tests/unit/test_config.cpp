@@ -93,8 +93,8 @@ TEST(ConfigDefaults, MatchTheDesign)
     EXPECT_EQ(config.docker.maxRestartsPerHour, 3u);
     EXPECT_TRUE(config.docker.expectContainersBack);
     ASSERT_EQ(config.payloads.size(), 2u);
-    EXPECT_EQ(config.payloads[0], (PayloadSpec{"docker", "/usr/bin/docker", 0755, {"-v"}, true, std::nullopt}));
-    EXPECT_EQ(config.payloads[1], (PayloadSpec{"dockerinit", "/usr/lib/docker/dockerinit", 0755, {}, false, std::nullopt}));
+    EXPECT_EQ(config.payloads[0], (PayloadSpec{"docker", "/usr/bin/docker", 0755, {"-v"}, true, std::nullopt, ""}));
+    EXPECT_EQ(config.payloads[1], (PayloadSpec{"dockerinit", "/usr/lib/docker/dockerinit", 0755, {}, false, std::nullopt, ""}));
     EXPECT_EQ(config.enginePayload().name, "docker");
     EXPECT_EQ(config.findPayload("dockerinit"), &config.payloads[1]);
     EXPECT_EQ(config.findPayload("dockerd"), nullptr);
@@ -199,8 +199,8 @@ mode = 0o750
 version_args = ["--version"]
 )", "agent.toml");
     ASSERT_EQ(config.payloads.size(), 2u);
-    EXPECT_EQ(config.payloads[0], (PayloadSpec{"dockerd", "/usr/sbin/dockerd", 0755, {"-v"}, true, std::nullopt}));
-    EXPECT_EQ(config.payloads[1], (PayloadSpec{"docker-proxy", "/usr/sbin/docker-proxy", 0750, {"--version"}, false, std::nullopt}));
+    EXPECT_EQ(config.payloads[0], (PayloadSpec{"dockerd", "/usr/sbin/dockerd", 0755, {"-v"}, true, std::nullopt, ""}));
+    EXPECT_EQ(config.payloads[1], (PayloadSpec{"docker-proxy", "/usr/sbin/docker-proxy", 0750, {"--version"}, false, std::nullopt, ""}));
     EXPECT_EQ(config.findPayload("docker"), nullptr);
     EXPECT_EQ(config.enginePayload().name, "dockerd");
 }
@@ -253,6 +253,38 @@ TEST(PayloadUnits, BadNamesAndRepeatsAreRefused)
     EXPECT_CONFIG_ERROR(engine + "units = [\"a b.service\"]\n", "5:9", "got \"a b.service\"");
     EXPECT_CONFIG_ERROR(engine + "units = [\"docker.service\", \"docker.service\"]\n", "5:9", "names \"docker.service\" twice");
     EXPECT_CONFIG_ERROR(engine + "units = \"docker.service\"\n", "5:9", "payload[0].units");
+}
+
+// A payload's component: its name among /version's Components, probed with --version unless told.
+TEST(PayloadComponent, ReadWithVersionArgsByDefault)
+{
+    const Config config = parseConfig("[[payload]]\nname = \"dockerd\"\npath = \"/usr/sbin/dockerd\"\nengine = true\n"
+                                      "[[payload]]\nname = \"containerd\"\npath = \"/usr/bin/containerd\"\ncomponent = \"containerd\"\n"
+                                      "[[payload]]\nname = \"init\"\npath = \"/usr/bin/docker-init\"\ncomponent = \"docker-init\"\n"
+                                      "version_args = [\"-v\"]\n"
+                                      "[[payload]]\nname = \"docker-proxy\"\npath = \"/usr/sbin/docker-proxy\"\n",
+                                      "agent.toml");
+    EXPECT_EQ(config.findPayload("dockerd")->component, "");
+    EXPECT_EQ(config.findPayload("containerd")->component, "containerd");
+    EXPECT_EQ(config.findPayload("containerd")->versionArgs, std::vector<std::string>{"--version"});
+    EXPECT_EQ(config.findPayload("init")->versionArgs, std::vector<std::string>{"-v"});
+    EXPECT_EQ(config.findPayload("docker-proxy")->component, "");
+    EXPECT_TRUE(config.findPayload("docker-proxy")->versionArgs.empty());
+}
+
+TEST(PayloadComponent, BadValuesAreRefused)
+{
+    const std::string engine = "[[payload]]\nname = \"docker\"\npath = \"/usr/bin/docker\"\nengine = true\n";
+    const std::string runc = "[[payload]]\nname = \"runc\"\npath = \"/usr/sbin/runc\"\n";
+    EXPECT_CONFIG_ERROR(engine + "component = \"Engine\"\n", "5:13",
+                        "payload[0].component: the engine payload is checked against /version's \"Version\"");
+    EXPECT_CONFIG_ERROR(engine + runc + "component = \"\"\n", "8:13", "payload[1].component must name an entry of /version's Components");
+    EXPECT_CONFIG_ERROR(engine + runc + "component = \"run c\"\n", "8:13", "got \"run c\"");
+    EXPECT_CONFIG_ERROR(engine + runc + "component = 1\n", "8:13", "payload[1].component must be a string");
+    EXPECT_CONFIG_ERROR(engine + runc + "component = \"runc\"\nversion_args = []\n", "9:16",
+                        "payload[1].version_args must not be empty for a payload with a component");
+    EXPECT_CONFIG_ERROR(engine + runc + "component = \"runc\"\n[[payload]]\nname = \"runc2\"\npath = \"/usr/bin/runc\"\ncomponent = \"runc\"\n",
+                        "12:13", "payload[2].component \"runc\" is compared for an earlier payload");
 }
 
 TEST(ConfigErrors, TomlSyntax)

@@ -20,6 +20,14 @@ constexpr const char* version2010 = R"J({"Platform":{"Name":""},"Components":[{"
 "Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","GitCommit":"5d6db84","GoVersion":"go1.19.8",
 "Os":"linux","Arch":"amd64","KernelVersion":"6.18.44-fc-v782","BuildTime":"2026-05-07T21:09:36.000000000+00:00"})J";
 
+// GET /version, dockerd 20.10.24+dfsg1 of Debian 12 with its Components (Details trimmed).
+constexpr const char* version2010Components = R"J({"Platform":{"Name":""},"Components":[
+{"Name":"Engine","Version":"20.10.24+dfsg1","Details":{"ApiVersion":"1.41","GitCommit":"5d6db84","Os":"linux"}},
+{"Name":"containerd","Version":"1.6.20~ds1","Details":{"GitCommit":"1.6.20~ds1-1+deb12u3"}},
+{"Name":"runc","Version":"1.1.5+ds1","Details":{"GitCommit":"1.1.5+ds1-1+deb12u1"}},
+{"Name":"docker-init","Version":"0.19.0","Details":{"GitCommit":""}}],
+"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","GitCommit":"5d6db84","Os":"linux","Arch":"amd64"})J";
+
 // GET /version, Docker 1.10.2 on arm64.
 constexpr const char* version110 = R"J({"Version":"1.10.2","ApiVersion":"1.22","GitCommit":"c3959b1",
 "GoVersion":"go1.5.3","Os":"linux","Arch":"arm64","KernelVersion":"4.4.0","BuildTime":"2016-02-22T21:37:01.000000000+00:00"})J";
@@ -95,6 +103,27 @@ TEST(DockerParsers, VersionRejectsMalformed)
     EXPECT_THROW(parseVersionBody(R"({"Version":""})"), std::invalid_argument);
     EXPECT_THROW(parseVersionBody(R"({"message":"client version 1.99 is too new. Maximum supported API version is 1.41"})"),
                  std::invalid_argument);
+}
+
+TEST(DockerParsers, ComponentsOfRealDockerd2010)
+{
+    EXPECT_EQ(parseComponentsBody(version2010Components),
+              (std::vector<ComponentVersion>{{"containerd", "1.6.20~ds1"}, {"runc", "1.1.5+ds1"}, {"docker-init", "0.19.0"}}));
+    EXPECT_EQ(parseVersionBody(version2010Components), "20.10.24+dfsg1");
+    // The engine alone (containerd out of reach), and Docker 1.10, which has no Components.
+    EXPECT_TRUE(parseComponentsBody(version2010).empty());
+    EXPECT_TRUE(parseComponentsBody(version110).empty());
+    EXPECT_TRUE(parseComponentsBody(R"({"Version":"1.10.2","Components":null})").empty());
+}
+
+TEST(DockerParsers, ComponentsRejectsMalformed)
+{
+    EXPECT_THROW(parseComponentsBody(""), std::invalid_argument);
+    EXPECT_THROW(parseComponentsBody("[]"), std::invalid_argument);
+    EXPECT_THROW(parseComponentsBody(R"({"Components":{"Name":"runc"}})"), std::invalid_argument);
+    EXPECT_THROW(parseComponentsBody(R"({"Components":["runc"]})"), std::invalid_argument);
+    EXPECT_THROW(parseComponentsBody(R"({"Components":[{"Name":"runc"}]})"), std::invalid_argument);
+    EXPECT_THROW(parseComponentsBody(R"({"Components":[{"Name":"runc","Version":1.1}]})"), std::invalid_argument);
 }
 
 TEST(DockerParsers, InitSha1AbsentInModernInfo)

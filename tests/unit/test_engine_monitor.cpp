@@ -31,6 +31,7 @@ public:
     }
     Task<std::string> version(milliseconds) override { co_return "1.0"; }
     Task<std::optional<std::string>> initSha1(milliseconds) override { co_return std::nullopt; }
+    Task<std::vector<ComponentVersion>> components(milliseconds) override { co_return std::vector<ComponentVersion>{}; }
     std::vector<ContainerSummary> containerList;
     Task<std::vector<ContainerSummary>> containers(milliseconds) override
     {

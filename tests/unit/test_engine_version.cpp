@@ -62,13 +62,26 @@ protected:
 
 TEST(ParseDockerVersion, Lines)
 {
-    EXPECT_EQ(parseDockerVersionLine("Docker version 1.10.2, build c3959b1\n"), "1.10.2");
-    EXPECT_EQ(parseDockerVersionLine("Docker version 20.10.24+dfsg1, build 5d6db84"), "20.10.24+dfsg1");
-    EXPECT_EQ(parseDockerVersionLine("WARNING: something\nDocker version 1.9.1-rc1, build a34a1d5\n"), "1.9.1-rc1");
-    EXPECT_EQ(parseDockerVersionLine("dockerd version v24.0.5."), "24.0.5");
-    EXPECT_EQ(parseDockerVersionLine("Docker version , build x"), std::nullopt);
-    EXPECT_EQ(parseDockerVersionLine(""), std::nullopt);
-    EXPECT_EQ(parseDockerVersionLine("usage: docker [OPTIONS]"), std::nullopt);
+    EXPECT_EQ(parseProgramVersion("Docker version 1.10.2, build c3959b1\n"), "1.10.2");
+    EXPECT_EQ(parseProgramVersion("Docker version 20.10.24+dfsg1, build 5d6db84"), "20.10.24+dfsg1");
+    EXPECT_EQ(parseProgramVersion("WARNING: something\nDocker version 1.9.1-rc1, build a34a1d5\n"), "1.9.1-rc1");
+    EXPECT_EQ(parseProgramVersion("dockerd version v24.0.5."), "24.0.5");
+    EXPECT_EQ(parseProgramVersion("Docker version , build x"), std::nullopt);
+    EXPECT_EQ(parseProgramVersion(""), std::nullopt);
+    EXPECT_EQ(parseProgramVersion("usage: docker [OPTIONS]"), std::nullopt);
+}
+
+// What the parts of Debian 12's set print for --version, and upstream containerd's "v".
+TEST(ParseDockerVersion, TheOtherPartsOfTheSet)
+{
+    EXPECT_EQ(parseProgramVersion("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n"), "1.6.20~ds1");
+    EXPECT_EQ(parseProgramVersion("containerd github.com/containerd/containerd v1.7.0 1fbd70374134b891f97ce19c70b6e50c7b9f4e0d\n"), "1.7.0");
+    EXPECT_EQ(parseProgramVersion("containerd containerd.io 1.6.28 ae07eda36dd25f8a1b98dfbf587313b99c0190bb\n"), "1.6.28");
+    EXPECT_EQ(parseProgramVersion("runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\ngo: go1.19.8\n"), "1.1.5+ds1");
+    EXPECT_EQ(parseProgramVersion("tini version 0.19.0 - git.de40ad0\n"), "0.19.0");
+    EXPECT_EQ(parseProgramVersion("tini version 0.19.0\n"), "0.19.0");
+    // A number inside a word is not a version.
+    EXPECT_EQ(parseProgramVersion("containerd github.com/containerd/containerd-1.6 unknown"), std::nullopt);
 }
 
 TEST(ReleaseLine, IsTheFirstTwoNumbers)
@@ -112,14 +125,14 @@ TEST_F(EngineVersionTest, InheritsNoDescriptorOfTheAgent)
 TEST_F(EngineVersionTest, NonZeroExit)
 {
     fs::path docker = script("echo 'flag provided but not defined: -v'\nexit 2");
-    EXPECT_EQ(failure(docker, {"-v"}), "cannot learn the engine's version: " + docker.string()
+    EXPECT_EQ(failure(docker, {"-v"}), "cannot learn a payload's version: " + docker.string()
                                            + " -v exited with status 2: flag provided but not defined: -v");
 }
 
 TEST_F(EngineVersionTest, KilledBySignal)
 {
     fs::path docker = script("kill -SEGV $$");
-    EXPECT_EQ(failure(docker, {"-v"}), "cannot learn the engine's version: " + docker.string()
+    EXPECT_EQ(failure(docker, {"-v"}), "cannot learn a payload's version: " + docker.string()
                                            + " -v was killed by signal 11 (Segmentation fault)");
 }
 
@@ -127,18 +140,18 @@ TEST_F(EngineVersionTest, NoVersionPrinted)
 {
     fs::path docker = script("echo hello");
     EXPECT_EQ(failure(docker, {"-v"}),
-              "cannot learn the engine's version: " + docker.string() + " -v printed no version: \"hello\"");
+              "cannot learn a payload's version: " + docker.string() + " -v printed no version: \"hello\"");
 }
 
 TEST_F(EngineVersionTest, CannotRun)
 {
-    EXPECT_EQ(failure(dir_ / "absent", {"-v"}), "cannot learn the engine's version: " + (dir_ / "absent").string()
+    EXPECT_EQ(failure(dir_ / "absent", {"-v"}), "cannot learn a payload's version: " + (dir_ / "absent").string()
                                                     + " -v cannot run: No such file or directory");
     fs::path notExecutable = dir_ / "plain";
     std::ofstream(notExecutable) << "data";
     fs::permissions(notExecutable, fs::perms::owner_read | fs::perms::owner_write);
     std::string message = failure(notExecutable, {"-v"});
-    EXPECT_TRUE(message.starts_with("cannot learn the engine's version: " + notExecutable.string() + " -v cannot run: "))
+    EXPECT_TRUE(message.starts_with("cannot learn a payload's version: " + notExecutable.string() + " -v cannot run: "))
         << message;
 }
 
@@ -148,7 +161,7 @@ TEST_F(EngineVersionTest, TimeoutKillsTheWholeGroup)
     fs::path docker = script("sleep 30 &\nsleep 30");
     auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(failure(docker, {"-v"}, 300ms),
-              "cannot learn the engine's version: " + docker.string() + " -v did not finish within 300 ms; it was killed");
+              "cannot learn a payload's version: " + docker.string() + " -v did not finish within 300 ms; it was killed");
     EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
 }
 
@@ -156,7 +169,7 @@ TEST_F(EngineVersionTest, ChildThatClosesItsOutputButLingers)
 {
     fs::path docker = script("echo 'Docker version 1.10.2, build c3959b1'\nexec >/dev/null 2>&1\nsleep 30");
     auto start = std::chrono::steady_clock::now();
-    EXPECT_EQ(failure(docker, {"-v"}, 300ms), "cannot learn the engine's version: " + docker.string()
+    EXPECT_EQ(failure(docker, {"-v"}, 300ms), "cannot learn a payload's version: " + docker.string()
                                                   + " -v closed its output but did not exit within 300 ms; it was killed");
     EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
 }
@@ -166,7 +179,7 @@ TEST_F(EngineVersionTest, HugeOutputIsCappedAndDoesNotBlock)
     fs::path docker = script("head -c 1000000 /dev/zero | tr '\\0' 'x'\necho\necho 'Docker version 1.10.2, build c3959b1'");
     // The version is past the 64 KiB kept: the output is drained, not stored.
     std::string message = failure(docker, {}, 5000ms);
-    EXPECT_TRUE(message.starts_with("cannot learn the engine's version: " + docker.string() + " printed no version: \"xxxx"))
+    EXPECT_TRUE(message.starts_with("cannot learn a payload's version: " + docker.string() + " printed no version: \"xxxx"))
         << message.substr(0, 200);
 }
 

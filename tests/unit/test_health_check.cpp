@@ -44,8 +44,11 @@ public:
     std::optional<std::string> initSha1Value;
     std::vector<ContainerSummary> containerList;
     std::function<void(std::vector<ContainerSummary>&, int call)> containersHook;
+    std::vector<ComponentVersion> componentList;
+    std::function<void(std::vector<ComponentVersion>&, int call)> componentsHook;
 
     int pingCalls = 0;
+    int componentsCalls = 0;
     int containersCalls = 0;
 
     Task<bool> ping(milliseconds timeout) override
@@ -66,6 +69,14 @@ public:
     }
     Task<std::string> version(milliseconds) override { co_return versionValue; }
     Task<std::optional<std::string>> initSha1(milliseconds) override { co_return initSha1Value; }
+    Task<std::vector<ComponentVersion>> components(milliseconds) override
+    {
+        ++componentsCalls;
+        if (componentsHook) {
+            componentsHook(componentList, componentsCalls);
+        }
+        co_return componentList;
+    }
     Task<std::vector<ContainerSummary>> containers(milliseconds) override
     {
         ++containersCalls;
@@ -241,6 +252,74 @@ TEST_F(HealthCheckTest, EmptyExpectedVersionIsNotChecked)
     expect.expectedVersion = "";
     EXPECT_FALSE(run());
     EXPECT_FALSE(progressHas("checking version"));
+}
+
+// ---- components: what /version says the engine uses now ----
+
+const ExpectedComponent newContainerd{"containerd", "1.7.2", "containerd", "/usr/bin/containerd"};
+const ExpectedComponent newRunc{"runc", "1.1.12", "runc", "/usr/sbin/runc"};
+
+TEST_F(HealthCheckTest, ComponentsReportingTheNewVersionsPass)
+{
+    expect.components = {newContainerd, newRunc};
+    engine.componentList = {{"containerd", "v1.7.2"}, {"runc", "1.1.12"}, {"docker-init", "0.19.0"}};
+    auto failure = run();
+    ASSERT_FALSE(failure) << failure->what();
+    EXPECT_TRUE(progressHas("checking that the engine uses containerd 1.7.2, runc 1.1.12"));
+    EXPECT_EQ(engine.componentsCalls, 1);
+}
+
+TEST_F(HealthCheckTest, AComponentWithAnotherVersionFailsAtOnceNamingItsFile)
+{
+    expect.timeout = 5s;
+    expect.components = {newContainerd, newRunc};
+    engine.componentList = {{"containerd", "1.7.2"}, {"runc", "1.1.5+ds1"}};
+    auto failure = run();
+    ASSERT_TRUE(failure);
+    EXPECT_EQ(failure->check(), "components");
+    EXPECT_LT(elapsed, 1s);
+    EXPECT_EQ(std::string(failure->what()),
+              "check components: /run/docker.sock reports runc 1.1.5+ds1, but the new /usr/sbin/runc (payload runc) is 1.1.12: "
+              "the engine does not use the file just installed. Check that it runs that path (dockerd's --containerd, its runtimes "
+              "and init-path in /etc/docker/daemon.json, the PATH of docker.service) and that the payload's units restart the "
+              "service that runs it");
+}
+
+TEST_F(HealthCheckTest, AComponentNotReportedYetIsAskedForAgain)
+{
+    expect.components = {newContainerd};
+    engine.componentList = {{"runc", "1.1.12"}};  // dockerd still reconnecting to the new containerd
+    engine.componentsHook = [](std::vector<ComponentVersion>& list, int call) {
+        if (call == 3)
+            list.push_back({"containerd", "1.7.2"});
+    };
+    auto failure = run();
+    ASSERT_FALSE(failure) << failure->what();
+    EXPECT_EQ(engine.componentsCalls, 3);
+}
+
+TEST_F(HealthCheckTest, AComponentNeverReportedFailsAtTheDeadlineListingWhatIs)
+{
+    expect.timeout = 300ms;
+    expect.components = {{"containerd.io", "1.7.2", "containerd", "/usr/bin/containerd"}};
+    engine.componentList = {{"containerd", "1.7.2"}, {"runc", "1.1.12"}};
+    auto failure = run();
+    ASSERT_TRUE(failure);
+    EXPECT_EQ(failure->check(), "components");
+    EXPECT_GE(elapsed, 300ms);
+    const std::string message = failure->what();
+    EXPECT_TRUE(message.starts_with("check components: /run/docker.sock does not report containerd.io (payload containerd) among its "
+                                    "Components (it reports containerd 1.7.2, runc 1.1.12) within "))
+        << message;
+    EXPECT_NE(message.find("set component to one of those names"), std::string::npos) << message;
+}
+
+TEST(SameComponentVersion, ALeadingVIsTheSameVersion)
+{
+    EXPECT_TRUE(sameComponentVersion("v1.7.0", "1.7.0"));
+    EXPECT_TRUE(sameComponentVersion("1.6.20~ds1", "1.6.20~ds1"));
+    EXPECT_FALSE(sameComponentVersion("1.6.20", "1.6.20~ds1"));
+    EXPECT_FALSE(sameComponentVersion("", ""));
 }
 
 TEST_F(HealthCheckTest, InitSha1MismatchFails)

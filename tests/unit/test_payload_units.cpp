@@ -125,5 +125,75 @@ TEST_F(PayloadUnitsTest, TheRecoveryRestartsTheUnitsOfTheInterruptedPayloads)
     expectNoLeftovers();
 }
 
+// component = "containerd": after the restart, /version must report the
+// version the new file printed, or the upgrade is rolled back.
+class PayloadComponentTest : public PayloadUnitsTest {
+protected:
+    std::string extraPayloads() const override
+    {
+        return "[[payload]]\nname = \"containerd\"\npath = \"" + containerdPath().string() +
+               "\"\nunits = [\"containerd.service\"]\ncomponent = \"containerd\"\n";
+    }
+    void SetUp() override
+    {
+        PayloadUnitsTest::SetUp();
+        probeVersions[oldContainerdSha] = "1.6.20";
+    }
+    // What dockerd reports after asking the containerd that runs now: the installed file's version.
+    void reportTheInstalledContainerd()
+    {
+        engine->componentsNow = [this] {
+            return std::vector<ComponentVersion>{{"containerd", probeVersions[sha256OfFile(containerdPath())]}, {"runc", "1.1.5"}};
+        };
+    }
+};
+
+TEST_F(PayloadComponentTest, TheNewVersionReportedByTheEnginePasses)
+{
+    reportTheInstalledContainerd();
+    startAgent();
+    agent->upgrade(Files{{"containerd", newEngine("containerd-v2", "1.7.2").string()}}, Options{});
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    EXPECT_NE(std::find(recorder.messages.begin(), recorder.messages.end(), "checking that the engine uses containerd 1.7.2"),
+              recorder.messages.end());
+}
+
+TEST_F(PayloadComponentTest, TheOldVersionReportedByTheEngineRollsBackNamingTheFile)
+{
+    engine->componentsNow = [] { return std::vector<ComponentVersion>{{"containerd", "1.6.20"}}; };  // the engine uses another containerd
+    startAgent();
+    agent->upgrade(Files{{"containerd", newEngine("containerd-v2", "1.7.2").string()}}, Options{});
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::RolledBack) << agent->status().lastError;
+    EXPECT_NE(agent->status().lastError.find("check components: /var/run/docker.sock reports containerd 1.6.20, but the new " +
+                                             containerdPath().string() + " (payload containerd) is 1.7.2"),
+              std::string::npos)
+        << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(containerdPath()), oldContainerdSha);
+    expectNoLeftovers();
+}
+
+TEST_F(PayloadComponentTest, AnUnchangedComponentIsNotCompared)
+{
+    engine->componentsNow = [] { return std::vector<ComponentVersion>{}; };  // would fail a containerd check
+    startAgent();
+    agent->upgrade(Files{{"docker", newEngine("engine-v2", "2.0.0").string()}}, Options{});
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+}
+
+TEST_F(PayloadComponentTest, ANewFileThatPrintsNoVersionIsRejectedBeforeAnythingStops)
+{
+    startAgent();
+    const fs::path src = dir / "src/containerd-mute";
+    makeEngineFile(src, "containerd-mute");  // the fake probe knows no version for it
+    agent->upgrade(Files{{"containerd", src.string()}}, Options{});
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Rejected) << agent->status().lastError;
+    EXPECT_TRUE(units.calls.empty()) << "a unit was touched: " << units.calls.front();
+    EXPECT_EQ(sha256OfFile(containerdPath()), oldContainerdSha);
+}
+
 }  // namespace
 }  // namespace armdock::test
