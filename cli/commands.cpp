@@ -362,6 +362,32 @@ int runBackups(const GlobalOptions& global, bool json)
     return exitSuccess;
 }
 
+int runPayloads(const GlobalOptions& global, bool json)
+{
+    AgentLink link(global.bus);
+    const auto payloads = link.call([](AgentProxy& a) { return a.ListPayloads(); });
+    if (json) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& p : payloads)
+            list.push_back({{"name", p.get<0>()}, {"path", p.get<1>()}, {"present", p.get<2>()}, {"sha256", p.get<3>()},
+                            {"link", p.get<4>()}});
+        say(list.dump(2));
+        return exitSuccess;
+    }
+    std::size_t nameWidth = 4;
+    for (const auto& p : payloads)
+        nameWidth = std::max(nameWidth, p.get<0>().size());
+    const int w = static_cast<int>(nameWidth);
+    std::fprintf(stdout, "%-*s  %-64s  %s\n", w, "NAME", "SHA-256", "PATH");
+    for (const auto& p : payloads) {
+        const std::string sha = p.get<2>() ? (p.get<3>().empty() ? "(a link to nothing)" : p.get<3>()) : "(absent)";
+        const std::string path = p.get<1>() + (p.get<4>().empty() ? "" : " -> " + p.get<4>());
+        std::fprintf(stdout, "%-*s  %-64s  %s\n", w, p.get<0>().c_str(), sha.c_str(), path.c_str());
+    }
+    std::fflush(stdout);
+    return exitSuccess;
+}
+
 int runReload(const GlobalOptions& global)
 {
     AgentLink link(global.bus);

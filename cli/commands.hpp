@@ -33,6 +33,8 @@ int runUpgrade(const GlobalOptions& global, const UpgradeOptions& options);
 int runRollback(const GlobalOptions& global, const WaitOptions& wait, const std::string& to);
 int runCancel(const GlobalOptions& global);
 int runBackups(const GlobalOptions& global, bool json);
+// The agent's ListPayloads: what a fleet rollout compares with the SHA-256s it would install.
+int runPayloads(const GlobalOptions& global, bool json);
 int runReload(const GlobalOptions& global);
 int runWatch(const GlobalOptions& global);
 

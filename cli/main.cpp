@@ -58,6 +58,8 @@ int main(int argc, char** argv)
     auto* cancel = app.add_subcommand("cancel", "stop the running transaction at its next safe point");
     auto* backups = app.add_subcommand("backups", "list the backup sets, newest first");
     backups->add_flag("--json", json, "print a JSON array");
+    auto* payloads = app.add_subcommand("payloads", "list each payload's target and the SHA-256 of what is installed there");
+    payloads->add_flag("--json", json, "print a JSON array");
     auto* reload = app.add_subcommand("reload", "re-read the config and take binaries waiting in the drop-in folder");
     auto* watch = app.add_subcommand("watch", "print each state change until interrupted");
 
@@ -79,6 +81,8 @@ int main(int argc, char** argv)
             return runCancel(global);
         if (backups->parsed())
             return runBackups(global, json);
+        if (payloads->parsed())
+            return runPayloads(global, json);
         if (reload->parsed())
             return runReload(global);
         if (watch->parsed())

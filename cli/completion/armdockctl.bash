@@ -13,7 +13,7 @@ _armdockctl()
         cword=$COMP_CWORD
     fi
 
-    local commands="status upgrade rollback cancel backups reload watch"
+    local commands="status upgrade rollback cancel backups payloads reload watch"
     local global="--bus --docker-socket --version --help"
 
     case $prev in
@@ -46,7 +46,7 @@ _armdockctl()
     local options
     case $command in
         "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur")); return ;;
-        status|backups) options="--json" ;;
+        status|backups|payloads) options="--json" ;;
         upgrade) options="--docker --dockerinit --payload --sha256 --dry-run --health-timeout --no-wait --timeout" ;;
         rollback) options="--no-wait --timeout" ;;
         *) options="" ;;

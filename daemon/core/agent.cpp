@@ -756,6 +756,20 @@ std::vector<BackupInfo> Agent::listBackups() const
     return out;
 }
 
+Task<std::vector<SetMember>> Agent::installedPayloads()
+{
+    // A copy: a Reload may replace the config while a pool thread hashes.
+    auto describe = [payloads = impl_->config.payloads] { return describeInstalledSet(payloads); };
+    co_return co_await runOffLoop(impl_->pool, std::move(describe));
+}
+
+void Agent::installedPayloads(std::function<void(std::vector<SetMember>, std::exception_ptr)> done)
+{
+    boost::asio::co_spawn(impl_->io, installedPayloads(), [done = std::move(done)](std::exception_ptr error, std::vector<SetMember> members) {
+        done(std::move(members), error);
+    });
+}
+
 Task<std::string> Agent::reload() { return impl_->reload(); }
 
 void Agent::reload(std::function<void(const std::string&, std::exception_ptr)> done)

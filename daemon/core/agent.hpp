@@ -63,6 +63,10 @@ public:
     std::string rollbackTo(const std::string& id);
     void cancel();  // AgentError(Failed) when nothing runs
     std::vector<BackupInfo> listBackups() const;
+    // What is at each configured payload's target now (hashed off the loop):
+    // `done` gets the members or the error, on the loop.
+    Task<std::vector<SetMember>> installedPayloads();
+    void installedPayloads(std::function<void(std::vector<SetMember> members, std::exception_ptr error)> done);
 
     // Re-reads the config file (a broken one is refused, the old one kept:
     // AgentError(InvalidArgument) with file:line:column) and upgrades from the

@@ -172,6 +172,26 @@ void AgentObject::ListBackupSets(
     });
 }
 
+// Answered when every target is hashed (off the loop).
+void AgentObject::ListPayloads(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, bool, std::string, std::string>>>&& result)
+{
+    using Reply = sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, bool, std::string, std::string>>>;
+    serve(result, "ListPayloads", [&] {
+        auto pending = std::make_shared<Reply>(std::move(result));
+        agent_.installedPayloads([this, pending](std::vector<SetMember> members, std::exception_ptr error) {
+            if (error) {
+                replyError(*pending, "ListPayloads", error);
+            } else {
+                std::vector<sdbus::Struct<std::string, std::string, bool, std::string, std::string>> rows;
+                for (const auto& m : members)
+                    rows.emplace_back(m.name, m.target.string(), m.present, m.sha256, m.linkTarget);
+                pending->returnResults(rows);
+            }
+            driver_.kick();  // a reply sent outside a bus callback
+        });
+    });
+}
+
 // Answered when the reload is done (its file work runs off the loop).
 void AgentObject::Reload(sdbus::Result<>&& result)
 {

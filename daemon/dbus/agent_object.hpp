@@ -54,6 +54,7 @@ private:
     void ListBackups(sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, std::string>>>&& result) override;
     void ListBackupSets(
         sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, std::string, std::string, bool, std::string>>>&& result) override;
+    void ListPayloads(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, bool, std::string, std::string>>>&& result) override;
     void Reload(sdbus::Result<>&& result) override;
 
     std::string State() override;

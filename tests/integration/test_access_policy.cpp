@@ -24,7 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::vector<std::string> methods = {"Upgrade", "UpgradeFds", "Rollback", "Cancel", "ListBackups", "Reload"};
+const std::vector<std::string> methods = {"Upgrade", "UpgradeFds", "Rollback", "Cancel", "ListBackups", "ListPayloads", "Reload"};
 
 constexpr const char* agentDenied = "error io.armdock.Agent1.Error.AccessDenied:";
 constexpr const char* busDenied = "error org.freedesktop.DBus.Error.AccessDenied:";
@@ -49,6 +49,8 @@ std::string reachedAgent(const std::string& method)
         return "error io.armdock.Agent1.Error.Failed:";
     if (method == "ListBackups")
         return "ok 0 backups";
+    if (method == "ListPayloads")
+        return "ok 2 payloads";  // docker and dockerinit
     return "ok done";  // Reload
 }
 

@@ -295,7 +295,7 @@ TEST_F(ArmdockctlTest, VersionHelpAndUsageErrors)
     auto version = ctl({"--version"});
     EXPECT_EQ(version.code, 0) << version;
     EXPECT_NE(version.out.find("armdockctl "), std::string::npos) << version;
-    for (const char* command : {"status", "upgrade", "rollback", "cancel", "backups", "reload", "watch"}) {
+    for (const char* command : {"status", "upgrade", "rollback", "cancel", "backups", "payloads", "reload", "watch"}) {
         auto help = ctl({command, "--help"});
         EXPECT_EQ(help.code, 0) << command << "\n" << help;
         EXPECT_NE(help.out.find(std::string("Usage: armdockctl ") + command), std::string::npos) << help;
@@ -408,6 +408,28 @@ TEST_F(ArmdockctlTest, UpgradeFromARelativePathPrintsOneLinePerChange)
     EXPECT_EQ(list[0]["id"], std::get<0>(client_->listBackups()[0]));
     EXPECT_EQ(list[0]["version"], "20.10.24+dfsg1");
     EXPECT_TRUE(list[0]["created"].get<std::string>().ends_with("Z"));
+}
+
+// What a fleet rollout compares before it upgrades a host: each target and the SHA-256 installed there.
+TEST_F(ArmdockctlTest, PayloadsListsEachTargetWithWhatIsInstalledThere)
+{
+    auto r = ctl({"payloads", "--json"});
+    ASSERT_EQ(r.code, 0) << r;
+    auto list = nlohmann::json::parse(r.out);
+    ASSERT_EQ(list.size(), 2u) << r.out;
+    EXPECT_EQ(list[0]["name"], "docker");
+    EXPECT_EQ(list[0]["path"], sandbox_->payloadPath("docker").string());
+    EXPECT_EQ(list[0]["present"], true);
+    EXPECT_EQ(list[0]["sha256"], installedSha());
+    EXPECT_EQ(list[0]["link"], "");
+    EXPECT_EQ(list[1]["name"], "dockerinit");
+    EXPECT_EQ(list[1]["sha256"], sha256Of(sandbox_->payloadPath("dockerinit")));
+    auto text = ctl({"payloads"});
+    ASSERT_EQ(text.code, 0) << text;
+    auto rows = lines(text.out);
+    ASSERT_EQ(rows.size(), 3u) << text;
+    EXPECT_TRUE(rows[0].starts_with("NAME")) << rows[0];
+    EXPECT_NE(rows[1].find(installedSha() + "  " + sandbox_->payloadPath("docker").string()), std::string::npos) << rows[1];
 }
 
 TEST_F(ArmdockctlTest, FastDryRunsNeverMissFinished)

@@ -4,7 +4,7 @@
 // bus's refusal (org.freedesktop.DBus.Error.AccessDenied) from the agent's
 // (io.armdock.Agent1.Error.AccessDenied).
 //
-//   WHAT: Upgrade | UpgradeFds | Rollback | Cancel | ListBackups | Reload   the methods
+//   WHAT: Upgrade | UpgradeFds | Rollback | Cancel | ListBackups | ListPayloads | Reload   the methods
 //         (Upgrade asks for a file that does not exist, UpgradeFds passes /dev/null)
 //         Get:NAME | GetAll | Introspect | Ping                 the open interfaces
 //         Own                                                   request the agent's bus name
@@ -65,6 +65,11 @@ std::string call(sdbus::IConnection& connection, sdbus::IProxy& proxy, const std
         std::vector<sdbus::Struct<std::string, std::uint64_t, std::string>> backups;
         proxy.callMethod("ListBackups").onInterface(agentInterface).storeResultsTo(backups);
         return std::to_string(backups.size()) + " backups";
+    }
+    if (what == "ListPayloads") {
+        std::vector<sdbus::Struct<std::string, std::string, bool, std::string, std::string>> payloads;
+        proxy.callMethod("ListPayloads").onInterface(agentInterface).storeResultsTo(payloads);
+        return std::to_string(payloads.size()) + " payloads";
     }
     if (what.starts_with("Get:")) {
         sdbus::Variant value = proxy.getProperty(what.substr(4)).onInterface(agentInterface);
