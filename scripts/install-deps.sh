@@ -13,6 +13,8 @@ packages=(
   systemd dbus docker.io containerd runc busybox-static util-linux curl iproute2
   # setcap/getcap: the tests that give the engine a file capability
   libcap2-bin
+  # the fleet rollout (ansible/) and its tests: Ansible, its linter, ssh for the unreachable host
+  ansible-core ansible-lint openssh-client
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -104,6 +104,7 @@ for page in /usr/share/man/man1/armdockctl.1.gz /usr/share/man/man8/armdock-agen
   check "man page $page" test -f "$page"
 done
 check "bash completion" test -f /usr/share/bash-completion/completions/armdockctl
+check "the fleet rollout playbook and role" test -f /usr/share/armdock-agent/ansible/rollout.yml -a -f /usr/share/armdock-agent/ansible/roles/armdock_upgrade/tasks/main.yml
 if [[ $(stat -c %a "$root/var/lib/armdock") == 700 ]]; then
   pass "state folder /var/lib/armdock, mode 0700"
 else
