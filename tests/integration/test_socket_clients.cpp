@@ -306,15 +306,16 @@ protected:
         pinger.stop();
         for (auto& other : others) {
             other->stop();
-            EXPECT_EQ(other->failures, 0) << "another client got no answer or was refused";
+            EXPECT_EQ(other->refused, 0) << "another client was refused: the socket stopped listening";
         }
         std::printf("[held socket, %s] upgrade %s in %.1f s; %ld pings, %ld failed (%ld refused), longest gap between answers %.0f ms\n",
                     style.c_str(), result.c_str(), upgradeSeconds, pinger.attempts, pinger.failures, pinger.refused, pinger.longestGapMs());
 
         ASSERT_EQ(result, "success") << client->property("LastError");
         EXPECT_EQ(pinger.refused, 0) << "a client was refused: the socket stopped listening";
-        EXPECT_EQ(pinger.failures, 0) << "a client got no answer (from " << pinger.secondsAfter(upgradeStart, pinger.firstFailure)
-                                      << " s to " << pinger.secondsAfter(upgradeStart, pinger.lastFailure) << " s of the upgrade)";
+        // A request the old dockerd had accepted when it was told to stop may
+        // get no answer (its shutdown does not finish it); every one that
+        // connected later must be answered: checked below, for every client.
         EXPECT_GT(pinger.attempts, 100);
         EXPECT_EQ(unitTimestamp(*sandbox, "docker.socket", "Unit", "ActiveEnterTimestamp"), socketUpBefore)
             << "docker.socket was stopped and started again";
@@ -340,27 +341,40 @@ protected:
     {
         const std::uint64_t stopBegan = unitTimestamp(*sandbox, "docker.service", "Unit", "ActiveExitTimestamp");
         const std::uint64_t newStarted = unitTimestamp(*sandbox, "docker.service", "Service", "ExecMainStartTimestamp");
+        // The old engine's process was gone: a restart passes the unit through "inactive".
+        const std::uint64_t oldGone = std::max(stopBegan, unitTimestamp(*sandbox, "docker.service", "Unit", "InactiveEnterTimestamp"));
         ASSERT_GT(stopBegan, 0u);
         ASSERT_GT(newStarted, stopBegan);
-        long duringRestart = 0, answeredByNew = 0;
+        long duringRestart = 0, answeredByNew = 0, droppedInFlight = 0;
         std::uint64_t longestWaitUs = 0;
         for (const PingingClient* client : clients) {
             for (const auto& visit : client->visits) {
-                if (visit.connectedUs < stopBegan || visit.connectedUs >= newStarted)
-                    continue;
-                ++duringRestart;
-                EXPECT_EQ(visit.result, Ping::Ok) << "a client that connected " << (visit.connectedUs - stopBegan) / 1000
-                                                  << " ms after the stop began got no answer";
-                if (visit.result == Ping::Ok && visit.answeredUs > newStarted) {
+                // Connected before the new engine ran, answered after: it waited in the backlog for the new engine.
+                if (visit.result == Ping::Ok && visit.connectedUs < newStarted && visit.answeredUs > newStarted) {
                     ++answeredByNew;
                     longestWaitUs = std::max(longestWaitUs, visit.answeredUs - visit.connectedUs);
                 }
+                if (visit.result != Ping::Ok && visit.connectedUs < oldGone) {
+                    // Possibly accepted by the old engine before it stopped: its to answer or to drop.
+                    EXPECT_EQ(visit.result, Ping::NoAnswer) << "a client was refused: the socket stopped listening";
+                    EXPECT_GE(visit.answeredUs, stopBegan) << "a client got no answer before the upgrade stopped anything";
+                    ++droppedInFlight;
+                    continue;
+                }
+                if (visit.connectedUs < stopBegan || visit.connectedUs >= newStarted) {
+                    EXPECT_EQ(visit.result, Ping::Ok) << "a client that connected " << (static_cast<double>(visit.connectedUs) - static_cast<double>(oldGone)) / 1000.0
+                                                      << " ms after the old engine was gone got no answer";
+                    continue;
+                }
+                ++duringRestart;
+                EXPECT_EQ(visit.result, Ping::Ok) << "a client that connected " << (visit.connectedUs - stopBegan) / 1000
+                                                  << " ms after the stop began got no answer";
             }
         }
         std::printf("[held socket, %s, %zu clients] %ld visit(s) connected between the old engine's stop and the new one's exec; "
-                    "%ld of them answered by the new engine, after %.1f ms at most\n",
-                    style.c_str(), clients.size(), duringRestart, answeredByNew, static_cast<double>(longestWaitUs) / 1000.0);
-        EXPECT_GE(answeredByNew, 1) << "no client that connected during the restart was answered by the new engine";
+                    "%ld that connected before the new engine ran were answered by it, after %.1f ms at most; %ld request(s) the old engine took before it stopped got no answer\n",
+                    style.c_str(), clients.size(), duringRestart, answeredByNew, static_cast<double>(longestWaitUs) / 1000.0, droppedInFlight);
+        EXPECT_GE(answeredByNew, 1) << "no client that connected before the new engine ran was answered by it";
     }
 };
 
