@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks, in one command: installs what is needed, builds the agent
 # and bench/ into build-bench (or $BUILD_DIR) without fault points, runs every
-# benchmark (or those named: downtime startup footprint dbus staging) and
+# benchmark (or those named: downtime startup footprint dbus staging fleet) and
 # prints the summary table at the end. Not part of `meson test` or CI.
 #
 # Repetitions (defaults keep the whole run under ~10 minutes):
@@ -11,6 +11,7 @@
 #   ARMDOCK_BENCH_STATUS_CALLS=10000  status calls between footprint readings
 #   ARMDOCK_BENCH_DBUS_CALLS=2000     calls per D-Bus latency batch
 #   ARMDOCK_BENCH_STAGING_ROUNDS=10   staging rounds
+#   ARMDOCK_BENCH_FLEET_ROUNDS=3      fleet rounds (a loop and two rollouts each)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${ARMDOCK_BENCH_SKIP_DEPS:-0}" != 1 ]; then
@@ -24,7 +25,7 @@ else
 fi
 ninja -C "$build" benchmarks || exit 1
 
-all=(downtime startup footprint dbus staging)
+all=(downtime startup footprint dbus staging fleet)
 (($#)) && all=("$@")
 summary=$(mktemp /tmp/armdock-bench-summary.XXXXXX)
 trap 'rm -f "$summary"' EXIT
@@ -32,6 +33,8 @@ export ARMDOCK_BENCH_SUMMARY=$summary
 export ARMDOCK_AGENT_BINARY=$PWD/$build/daemon/armdock-agent
 export ARMDOCK_GUARD_DROPIN=$PWD/units/docker.service.d/armdock-guard.conf
 export ARMDOCK_ENGINES_DIR=$PWD/$build/tests/integration
+export ARMDOCKCTL_BINARY=$PWD/$build/cli/armdockctl
+export ARMDOCK_ANSIBLE_DIR=$PWD/ansible
 # The footprint benchmark also measures the x86-64 static agent when
 # packaging/build-static.sh has built one.
 static_out=${ARMDOCK_STATIC_OUT:-build-static}

@@ -13,8 +13,9 @@ packages=(
   systemd dbus docker.io containerd runc busybox-static util-linux curl iproute2
   # setcap/getcap: the tests that give the engine a file capability
   libcap2-bin
-  # the fleet rollout (ansible/) and its tests: Ansible, its linter, ssh for the unreachable host
-  ansible-core ansible-lint openssh-client
+  # the fleet rollout (ansible/) and its tests: Ansible, its linter, the ssh client, and a
+  # private ssh server (dropbear-bin has no service that would start on install) with sftp
+  ansible-core ansible-lint openssh-client dropbear-bin openssh-sftp-server
 )
 missing=()
 for p in "${packages[@]}"; do

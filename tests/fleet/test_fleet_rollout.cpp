@@ -1,25 +1,31 @@
 // The fleet rollout (ansible/rollout.yml and the role armdock_upgrade) run by
 // the real ansible-playbook against three real agents, each in its own
 // sandbox (systemd user manager, dbus-daemon, containerd, dockerd), reached
-// with ansible_connection: local and a per-host armdock_bus; and a host that
-// cannot be reached (ssh to a closed port on 127.0.0.1).
+// with ansible_connection: local and a per-host armdock_bus; a host that
+// cannot be reached (ssh to a closed port on 127.0.0.1); and one of the
+// sandboxed hosts reached over real ssh (dropbear) and cut off during its
+// upgrade.
 //
 // The cases share the three sandboxes and run in order, as an operator's
 // rollouts would: a dry run, a rollout that stops at a rolled-back host, the
-// re-run after the fix, a rollout stopped by the unreachable host, and one
-// that lets one failure through and stops at the second.
+// re-run after the fix, a rollout stopped by the unreachable host, one that
+// lets one failure through and stops at the second, one that loses a host
+// during its upgrade, and one limited to a single host.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 
 #include <nlohmann/json.hpp>
 
 #include "agent_sandbox_fixture.hpp"
+#include "fleet_controller.hpp"
 
 namespace armdock::test {
 
@@ -29,19 +35,6 @@ inline std::ostream& operator<<(std::ostream& out, const CommandResult& r) { ret
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-fs::path ansibleDir()
-{
-    const char* dir = std::getenv("ARMDOCK_ANSIBLE_DIR");
-    return dir ? fs::path(dir) : fs::path();
-}
-
-fs::path ctlBinary()
-{
-    const char* ctl = std::getenv("ARMDOCKCTL_BINARY");
-    return ctl ? fs::path(ctl) : fs::path();
-}
 
 // A TCP port on 127.0.0.1 that nothing listens on: bound, then closed.
 int closedPort()
@@ -57,6 +50,79 @@ int closedPort()
     ::close(fd);
     return ntohs(addr.sin_port);
 }
+
+bool accepts(int port)
+{
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (fd >= 0)
+        ::close(fd);
+    return ok;
+}
+
+// A real ssh server on 127.0.0.1 for one host of the inventory: dropbear in
+// its own mount and PID namespaces, root's home there a tmpfs that holds the
+// test's key (the host's own /root is not touched). cut() kills the
+// namespace's first process, and with it every session and what runs in it:
+// the host is gone from the network mid-task, as when a host dies.
+class SshServer {
+public:
+    explicit SshServer(const fs::path& dir) : dir_(dir)
+    {
+        fs::create_directories(dir_);
+        runOrThrow({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir_ / "key").string()});
+        runOrThrow({"dropbearkey", "-t", "ed25519", "-f", (dir_ / "hostkey").string()});
+        writeFile(dir_ / "serve.sh",
+                  "set -e\n"
+                  "mount --make-rprivate /\n"
+                  "mount -t tmpfs -o mode=0700 tmpfs /root\n"
+                  "mkdir -m 0700 /root/.ssh\n"
+                  "cp \"$1/key.pub\" /root/.ssh/authorized_keys\n"
+                  "exec dropbear -F -E -s -p \"127.0.0.1:$2\" -r \"$1/hostkey\" -P \"$1/dropbear.pid\"\n");
+        port_ = closedPort();
+        // unshare blocks SIGTERM while it waits: SIGKILL it, and --kill-child takes the namespace with it.
+        SpawnSetup setup;
+        setup.deathSignal = SIGKILL;
+        pid_ = spawnLogged(dir_ / "dropbear.log",
+                           {"/usr/bin/unshare", "--mount", "--pid", "--fork", "--kill-child=SIGKILL", "/bin/sh",
+                            (dir_ / "serve.sh").string(), dir_.string(), std::to_string(port_)},
+                           {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, setup);
+        if (!Sandbox::waitFor([&] { return accepts(port_); }, 10s, 20ms))
+            throw std::runtime_error("dropbear did not listen: " + readFile(dir_ / "dropbear.log"));
+    }
+    ~SshServer() { cut(); }
+
+    int port() const { return port_; }
+    fs::path key() const { return dir_ / "key"; }
+
+    void cut()
+    {
+        if (pid_ <= 0)
+            return;
+        // pid_ is our own child, not yet reaped: the PID cannot have been reused.
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+
+private:
+    static void runOrThrow(const std::vector<std::string>& argv)
+    {
+        std::string line;
+        for (const auto& a : argv)
+            line += " '" + a + "'";
+        if (std::system(("exec" + line + " >/dev/null 2>&1").c_str()) != 0)
+            throw std::runtime_error("failed:" + line);
+    }
+
+    fs::path dir_;
+    int port_ = 0;
+    pid_t pid_ = -1;
+};
 
 struct Host {
     std::string name;
@@ -107,7 +173,7 @@ protected:
     static void reconfigure(Host& host, bool failingSmoke)
     {
         host.sandbox->writeAgentConfig("", settingsFor(failingSmoke));
-        auto r = host.sandbox->run({ctlBinary().string(), "--bus", host.sandbox->busAddress(), "reload"}, 30s);
+        auto r = host.sandbox->run({armdockctlBinary().string(), "--bus", host.sandbox->busAddress(), "reload"}, 30s);
         ASSERT_EQ(r.exitCode, 0) << r.output;
     }
 
@@ -121,57 +187,33 @@ protected:
         return file;
     }
 
-    // The inventory: the sandboxed hosts in order, `down` (unreachable) inserted before index `downAt` when >= 0.
-    static fs::path inventory(int downAt = -1)
+    // The inventory: the sandboxed hosts in order, `down` (unreachable) inserted before index `downAt` when >= 0,
+    // host `sshAt` reached over ssh through `ssh` when >= 0.
+    static fs::path inventory(int downAt = -1, int sshAt = -1, const SshServer* ssh = nullptr)
     {
-        std::string text = "armdock_hosts:\n  hosts:\n";
+        const std::string sshOptions = "ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                                       "-o ConnectTimeout=5 -o BatchMode=yes'";
+        std::vector<InventoryHost> entries;
         for (int i = 0; i < hostCount; ++i) {
             if (i == downAt)
-                text += "    down:\n      ansible_connection: ssh\n      ansible_host: 127.0.0.1\n      ansible_port: " + std::to_string(downPort) +
-                        "\n      ansible_user: nobody\n      ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                        "-o ConnectTimeout=5 -o BatchMode=yes'\n";
-            const Host& h = hosts[i];
-            text += "    " + h.name + ":\n      ansible_connection: local\n      ansible_python_interpreter: /usr/bin/python3\n"
-                    "      armdock_bus: \"" + h.sandbox->busAddress() + "\"\n"
-                    "      armdock_docker_socket: \"" + h.sandbox->dockerSocket().string() + "\"\n"
-                    "      armdock_stage_dir: \"" + (h.sandbox->dir() / "stage").string() + "\"\n"
-                    "      armdock_ctl: \"" + ctlBinary().string() + "\"\n";
+                entries.push_back({"down", {"ansible_connection: ssh", "ansible_host: 127.0.0.1", "ansible_port: " + std::to_string(downPort),
+                                            "ansible_user: nobody", sshOptions}});
+            InventoryHost host = localAgentHost(hosts[i].name, *hosts[i].sandbox, armdockctlBinary());
+            if (i == sshAt && ssh) {
+                host.vars.front() = "ansible_connection: ssh";
+                host.vars.insert(host.vars.end(), {"ansible_host: 127.0.0.1", "ansible_user: root", "ansible_port: " + std::to_string(ssh->port()),
+                                                   "ansible_ssh_private_key_file: " + ssh->key().string(), sshOptions});
+            }
+            entries.push_back(std::move(host));
         }
         const fs::path file = work / "inventory.yml";
-        writeFile(file, text);
+        writeInventory(file, entries);
         return file;
     }
 
-    struct Rollout {
-        CommandResult run;
-        double seconds = 0;
-        nlohmann::json summary;
-        std::map<std::string, nlohmann::json> results;
-    };
-
-    // ansible-playbook rollout.yml with these extra vars (JSON), from the work folder.
-    static Rollout rollout(const fs::path& inventoryFile, const nlohmann::json& vars, const std::vector<std::string>& more = {})
+    static RolloutRun rollout(const fs::path& inventoryFile, const nlohmann::json& vars, const std::vector<std::string>& more = {})
     {
-        fs::remove_all(work / "results");
-        writeFile(work / "vars.json", vars.dump());
-        std::vector<std::string> argv{"env", "ANSIBLE_LOCAL_TEMP=" + (work / "ansible-tmp").string(),
-                                      "ANSIBLE_REMOTE_TEMP=" + (work / "ansible-tmp").string(), "ANSIBLE_NOCOLOR=1",
-                                      "ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_RETRY_FILES_ENABLED=0",
-                                      "sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", work.string(), "ansible-playbook", "-i", inventoryFile.string(),
-                                      (ansibleDir() / "rollout.yml").string(), "-e", "@" + (work / "vars.json").string()};
-        argv.insert(argv.end(), more.begin(), more.end());
-        const auto start = Clock::now();
-        Rollout r;
-        r.run = hosts[0].sandbox->run(argv, 600s);
-        r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-        const fs::path results = work / "results";
-        if (fs::exists(results / "summary.json"))
-            r.summary = nlohmann::json::parse(readFile(results / "summary.json"));
-        if (fs::exists(results))
-            for (const auto& entry : fs::directory_iterator(results))
-                if (entry.path().extension() == ".json" && entry.path().stem() != "summary")
-                    r.results[entry.path().stem().string()] = nlohmann::json::parse(readFile(entry.path()));
-        return r;
+        return runRollout(*hosts[0].sandbox, work, inventoryFile, vars, more);
     }
 
     static nlohmann::json varsFor(const fs::path& engine, int maxFailures = 0)
@@ -192,7 +234,7 @@ protected:
 
     void SetUp() override
     {
-        if (ansibleDir().empty() || ctlBinary().empty())
+        if (ansibleDir().empty() || armdockctlBinary().empty())
             GTEST_FAIL() << "ARMDOCK_ANSIBLE_DIR and ARMDOCKCTL_BINARY are not set (run through meson test)";
         if (hosts.size() != hostCount)
             GTEST_FAIL() << "the sandboxed hosts did not start";
@@ -238,6 +280,7 @@ TEST_F(FleetRolloutTest, ARolledBackHostStopsTheRolloutBeforeTheNextBatch)
     EXPECT_EQ(r.results["node1"]["result"], "success") << r.results["node1"].dump();
     EXPECT_EQ(r.results["node1"]["version_after"], "20.10.24+dfsg1") << r.results["node1"].dump();
     EXPECT_FALSE(r.results["node1"]["transaction"].get<std::string>().empty()) << r.results["node1"].dump();
+    EXPECT_GT(r.results["node1"]["upgrade_seconds"].get<double>(), 0.5) << r.results["node1"].dump();
     EXPECT_EQ(installedSha(0), sha256Of(engine));
     EXPECT_EQ(r.results["node2"]["result"], "rolled-back") << r.results["node2"].dump();
     EXPECT_EQ(r.results["node2"]["exit_code"], 3) << r.results["node2"].dump();
@@ -301,6 +344,50 @@ TEST_F(FleetRolloutTest, MaxFailuresOneLetsOneThroughAndStopsAtTheSecond)
     EXPECT_EQ(r.summary["stopped"], true) << r.summary.dump();
     EXPECT_EQ(r.summary["failures"].size(), 2u) << r.summary.dump();
     reconfigure(hosts[2], false);
+}
+
+// The second host, reached over real ssh, is cut off while its agent runs the
+// upgrade: Ansible reports the lost connection as a failed task, not as
+// unreachable. The host's result says unreachable and where to look, the
+// rollout stops before the third host, and the agent finishes on its own.
+TEST_F(FleetRolloutTest, AHostLostDuringItsUpgradeStopsTheRollout)
+{
+    SshServer ssh(work / "ssh");
+    const std::string thirdBefore = installedSha(2);
+    const fs::path engine = newEngine("v4");
+    const fs::path inventoryFile = inventory(-1, 1, &ssh);
+    auto running = std::async(std::launch::async, [&] { return rollout(inventoryFile, varsFor(engine)); });
+    AgentClient second(hosts[1].sandbox->busAddress());
+    const bool upgrading = Sandbox::waitFor([&] { return second.property("State") != "idle"; }, 120s, 20ms);
+    ssh.cut();
+    auto r = running.get();
+    ASSERT_TRUE(upgrading) << "the second host's upgrade never began\n" << r.run;
+    EXPECT_NE(r.run.exitCode, 0) << r.run;
+    EXPECT_EQ(r.results["node1"]["result"], "success") << r.results["node1"].dump();
+    EXPECT_EQ(r.results["node2"]["result"], "unreachable") << r.results["node2"].dump();
+    EXPECT_NE(r.results["node2"]["message"].get<std::string>().find("armdockctl status"), std::string::npos) << r.results["node2"].dump();
+    EXPECT_EQ(r.results["node3"]["result"], "not-run") << r.results["node3"].dump();
+    EXPECT_EQ(installedSha(2), thirdBefore) << "the third host was upgraded after the second was lost";
+    EXPECT_EQ(r.summary["stopped"], true) << r.summary.dump();
+    EXPECT_EQ(r.summary["counts"]["unreachable"], 1) << r.summary.dump();
+    // Cut off from its controller, the agent still ends its transaction, on the new set.
+    ASSERT_TRUE(AgentClient::waitForIdleAgent(hosts[1].sandbox->busAddress()));
+    EXPECT_EQ(second.property("LastResult"), "success");
+    EXPECT_EQ(installedSha(1), sha256Of(engine));
+}
+
+// --limit: a rollout of part of the group runs without localhost in the limit, and its summary counts those hosts.
+TEST_F(FleetRolloutTest, ALimitedRolloutNeedsNoLocalhost)
+{
+    const fs::path engine = work / "dockerd-v4";
+    auto r = rollout(inventory(), varsFor(engine), {"--limit", "node3"});
+    ASSERT_EQ(r.run.exitCode, 0) << r.run;
+    EXPECT_EQ(r.results.size(), 1u) << r.run;
+    EXPECT_EQ(r.results["node3"]["result"], "success") << r.results["node3"].dump();
+    EXPECT_EQ(installedSha(2), sha256Of(engine));
+    EXPECT_EQ(r.summary["hosts"], 1) << r.summary.dump();
+    EXPECT_EQ(r.summary["stopped"], false) << r.summary.dump();
+    EXPECT_EQ(r.summary["counts"]["success"], 1) << r.summary.dump();
 }
 
 }  // namespace

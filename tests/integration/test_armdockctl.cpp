@@ -34,12 +34,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-fs::path ctlBinary()
-{
-    const char* path = std::getenv("ARMDOCKCTL_BINARY");
-    return path ? fs::path(path) : fs::path();
-}
-
 std::string sha256Of(const fs::path& file) { return sha256OfFile(file); }
 
 // A child process with stdout and stderr captured apart.
@@ -193,7 +187,7 @@ class ArmdockctlTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite()
     {
-        ASSERT_FALSE(ctlBinary().empty()) << "ARMDOCKCTL_BINARY is not set (run through meson test)";
+        ASSERT_FALSE(armdockctlBinary().empty()) << "ARMDOCKCTL_BINARY is not set (run through meson test)";
         sandbox_ = new Sandbox();
         // A silent engine answers nothing: the health check waits (that is
         // the window the busy/cancel/timeout tests need) until 20 s.
@@ -246,7 +240,7 @@ protected:
 
     static std::vector<std::string> argv(const std::vector<std::string>& args)
     {
-        std::vector<std::string> a{ctlBinary().string(), "--bus", sandbox_->busAddress()};
+        std::vector<std::string> a{armdockctlBinary().string(), "--bus", sandbox_->busAddress()};
         a.insert(a.end(), args.begin(), args.end());
         return a;
     }
@@ -310,7 +304,7 @@ TEST_F(ArmdockctlTest, VersionHelpAndUsageErrors)
 
 TEST_F(ArmdockctlTest, NoBusMeansAgentNotRunning)
 {
-    Child child({ctlBinary().string(), "--bus", "unix:path=" + (sandbox_->dir() / "no-such-bus").string(), "status"}, env());
+    Child child({armdockctlBinary().string(), "--bus", "unix:path=" + (sandbox_->dir() / "no-such-bus").string(), "status"}, env());
     EXPECT_EQ(child.wait(), 7) << child.err();
     EXPECT_NE(child.err().find("systemctl start armdock-agent"), std::string::npos) << child.err();
 }
@@ -672,7 +666,7 @@ TEST_F(ArmdockctlTest, OtherUsersReadButMayNotCall)
 {
     // The binary must be reachable for "nobody": copy it into the sandbox.
     const fs::path copy = sandbox_->dir() / "armdockctl";
-    fs::copy_file(ctlBinary(), copy, fs::copy_options::overwrite_existing);
+    fs::copy_file(armdockctlBinary(), copy, fs::copy_options::overwrite_existing);
     fs::permissions(copy, fs::perms(0755));
     auto run = [&](const std::vector<std::string>& args) {
         std::vector<std::string> a{copy.string(), "--bus", sandbox_->busAddress()};

@@ -30,12 +30,6 @@ constexpr int graceSec = 14;
 constexpr int startTimeoutSec = 10;
 const std::string startTimeoutLine = "TimeoutStartSec=" + std::to_string(startTimeoutSec) + "\n";
 
-fs::path ctlBinary()
-{
-    const char* path = std::getenv("ARMDOCKCTL_BINARY");
-    return path ? fs::path(path) : fs::path();
-}
-
 class RecoveryWatchTest : public AgentSandboxTest {
 protected:
     bool agentGone() const
@@ -69,7 +63,7 @@ TEST_F(RecoveryWatchTest, ARecoveryLongerThanTheStartTimeoutIsWatchedToItsFinish
 #if !ARMDOCK_FAULT_INJECTION
     GTEST_SKIP() << "the agent was built without -Dfault_injection=true: no fault points to hit";
 #endif
-    ASSERT_FALSE(ctlBinary().empty()) << "ARMDOCKCTL_BINARY is not set (run through meson test)";
+    ASSERT_FALSE(armdockctlBinary().empty()) << "ARMDOCKCTL_BINARY is not set (run through meson test)";
     startAll({{"docker.grace_sec", std::to_string(graceSec)}, {"docker.health_timeout_sec", "20"}});
     ASSERT_FALSE(HasFatalFailure());
 
@@ -96,7 +90,7 @@ TEST_F(RecoveryWatchTest, ARecoveryLongerThanTheStartTimeoutIsWatchedToItsFinish
     EXPECT_EQ(client->property("State"), "rolling-back");
     EXPECT_EQ(client->property("Transaction"), tx);
 
-    watchPid = spawnLogged(sandbox->dir() / "logs/watch.log", {ctlBinary().string(), "--bus", sandbox->busAddress(), "watch"},
+    watchPid = spawnLogged(sandbox->dir() / "logs/watch.log", {armdockctlBinary().string(), "--bus", sandbox->busAddress(), "watch"},
                            sandbox->environment());
     const std::string finishedLine = "finished " + tx + ": rolled-back";
     auto watchLog = [&] { return fs::exists(sandbox->dir() / "logs/watch.log") ? readFile(sandbox->dir() / "logs/watch.log") : ""; };

@@ -13,12 +13,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-fs::path ctlBinary()
-{
-    const char* path = std::getenv("ARMDOCKCTL_BINARY");
-    return path ? fs::path(path) : fs::path();
-}
-
 class RollbackFaultsTest : public AgentSandboxTest {
 protected:
     std::string waitFinished(const std::string& tx) { return client->waitFinished(tx); }
@@ -45,7 +39,7 @@ protected:
 TEST_F(RollbackFaultsTest, AfterAFailedRollbackTheAdvisedCommandBringsDockerBack)
 {
     startAll({{"docker.health_timeout_sec", "5"}, {"docker.grace_sec", "1"}});
-    ASSERT_FALSE(ctlBinary().empty());
+    ASSERT_FALSE(armdockctlBinary().empty());
     const std::string oldSha = sha256Of(sandbox->payloadPath("docker"));
     const std::string initSha = sha256Of(sandbox->payloadPath("dockerinit"));
     dockerDropIn("host-fault.conf", "[Service]\nExecStartPre=/bin/false\n");
@@ -79,7 +73,7 @@ TEST_F(RollbackFaultsTest, AfterAFailedRollbackTheAdvisedCommandBringsDockerBack
     }
 
     removeDockerDropIn("host-fault.conf");  // the cause is gone
-    auto r = sandbox->run({ctlBinary().string(), "--bus", sandbox->busAddress(), "rollback", "--to", backupId}, 120s);
+    auto r = sandbox->run({armdockctlBinary().string(), "--bus", sandbox->busAddress(), "rollback", "--to", backupId}, 120s);
     EXPECT_EQ(r.exitCode, 0) << r.output;
     EXPECT_EQ(client->property("LastResult"), "success") << client->property("LastError");
     EXPECT_EQ(sha256Of(sandbox->payloadPath("docker")), oldSha);
@@ -87,7 +81,7 @@ TEST_F(RollbackFaultsTest, AfterAFailedRollbackTheAdvisedCommandBringsDockerBack
     EXPECT_TRUE(sandbox->ping());
     EXPECT_EQ(sandbox->activeState("docker.service"), "active");
 
-    auto listed = sandbox->run({ctlBinary().string(), "--bus", sandbox->busAddress(), "backups"});
+    auto listed = sandbox->run({armdockctlBinary().string(), "--bus", sandbox->busAddress(), "backups"});
     EXPECT_EQ(listed.exitCode, 0) << listed.output;
     EXPECT_NE(listed.output.find("STATE"), std::string::npos) << listed.output;
     EXPECT_NE(listed.output.find("failed"), std::string::npos) << listed.output;

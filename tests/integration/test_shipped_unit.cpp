@@ -27,12 +27,6 @@ using namespace std::chrono_literals;
 // Outside /tmp, /var/tmp, /home, /root and /run/user: the agent sees it.
 constexpr const char* sandboxBase = "/var/lib/armdock-test";
 
-fs::path ctlBinary()
-{
-    const char* path = std::getenv("ARMDOCKCTL_BINARY");
-    return path ? fs::path(path) : fs::path();
-}
-
 // A folder of the host's, made by the test where the agent cannot see
 // (mkdtemp under /tmp or /root, root-owned 0755) and removed with all it
 // holds when the test ends, passed or not.
@@ -64,7 +58,7 @@ protected:
     static void SetUpTestSuite()
     {
         try {
-            if (ctlBinary().empty() || shippedAgentUnit().empty())
+            if (armdockctlBinary().empty() || shippedAgentUnit().empty())
                 throw std::runtime_error("ARMDOCKCTL_BINARY or ARMDOCK_AGENT_UNIT is not set: run this test through meson test");
             SandboxOptions options;
             options.baseDir = sandboxBase;
@@ -189,7 +183,7 @@ TEST_F(ShippedUnitTest, ArmdockctlUpgradesFromTmpAndFromRoot)
         ASSERT_NE(sha, installedSha());
         const pid_t dockerBefore = sandbox->dockerMainPid();
         const auto started = std::chrono::steady_clock::now();
-        const auto r = sandbox->run({ctlBinary().string(), "--bus", sandbox->busAddress(), "upgrade", "--docker", engine.string()}, 120s);
+        const auto r = sandbox->run({armdockctlBinary().string(), "--bus", sandbox->busAddress(), "upgrade", "--docker", engine.string()}, 120s);
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         EXPECT_EQ(r.exitCode, 0) << r.output;
         EXPECT_EQ(installedSha(), sha) << r.output;

@@ -300,7 +300,7 @@ pid_t spawnLogged(const std::filesystem::path& log, std::vector<std::string> arg
         // Child: async-signal-safe calls only.
         if (setup.ownProcessGroup)
             ::setpgid(0, 0);
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        ::prctl(PR_SET_PDEATHSIG, setup.deathSignal);
         if (::getppid() != parent)
             ::_exit(125);
         if (!setup.cgroupProcsFiles.empty()) {
@@ -344,6 +344,18 @@ std::filesystem::path enginesDir()
 std::filesystem::path agentBinary()
 {
     const char* v = std::getenv("ARMDOCK_AGENT_BINARY");
+    return v ? fs::path(v) : fs::path();
+}
+
+std::filesystem::path armdockctlBinary()
+{
+    const char* v = std::getenv("ARMDOCKCTL_BINARY");
+    return v ? fs::path(v) : fs::path();
+}
+
+std::filesystem::path ansibleDir()
+{
+    const char* v = std::getenv("ARMDOCK_ANSIBLE_DIR");
     return v ? fs::path(v) : fs::path();
 }
 

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -90,10 +91,11 @@ std::vector<char*> cStrings(std::vector<std::string>& strings);
 struct SpawnSetup {
     bool ownProcessGroup = false;               // setpgid(0, 0)
     std::vector<std::string> cgroupProcsFiles;  // the child writes its PID into each (joins those cgroups)
+    int deathSignal = SIGTERM;                  // sent to the child when the test process dies
 };
 // Forks and execs args[0] with args and env: stdin from /dev/null, stdout
 // and stderr appended to `log`, no blocked signals; the child gets SIGTERM
-// when the test process dies (PR_SET_PDEATHSIG), and never outlives a parent
+// (setup.deathSignal) when the test process dies (PR_SET_PDEATHSIG), and never outlives a parent
 // that died before that was set. Returns the child's PID; throws when the log
 // cannot be opened or fork fails (the child exits 127 if execve fails).
 pid_t spawnLogged(const std::filesystem::path& log, std::vector<std::string> args, std::vector<std::string> env,
@@ -222,6 +224,9 @@ private:
 // meson test sets (ARMDOCK_ENGINES_DIR, ARMDOCK_AGENT_BINARY); empty when unset.
 std::filesystem::path enginesDir();
 std::filesystem::path agentBinary();
+// armdockctl (ARMDOCKCTL_BINARY) and the source tree's ansible/ (ARMDOCK_ANSIBLE_DIR); empty when unset.
+std::filesystem::path armdockctlBinary();
+std::filesystem::path ansibleDir();
 // The source tree's units/armdock-agent.service (ARMDOCK_AGENT_UNIT, set by meson test); empty when unset.
 std::filesystem::path shippedAgentUnit();
 

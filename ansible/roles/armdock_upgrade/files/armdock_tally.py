@@ -2,11 +2,13 @@
 """Counts one rollout's results on the controller and says whether it goes on.
 
 Ansible schedules the batches; this only reads <results>/<host>.json of the
-current run after each batch. When more hosts rolled back, failed or were
-unreachable than --max-failures allows, or with --final, it writes a
-"not-run" result for every host of the play that has none from this run and
-<results>/summary.json with the counts and the reason, and prints the reason
-on one line. Exit status: 0 the rollout goes on (or ended), 10 it must stop.
+current run at the start and at the end of each batch. When more hosts
+rolled back, failed or were unreachable than --max-failures allows, it writes
+a "not-run" result for every host of the play that has none from this run;
+then, or once every host has a result (the last batch is done), or with
+--final, it writes <results>/summary.json with the counts and the reason, and
+prints the reason on one line. Exit status: 0 the rollout goes on (or
+ended), 10 it must stop.
 """
 import argparse
 import datetime
@@ -47,21 +49,21 @@ def main():
     p.add_argument("--run", required=True, help="this rollout's id, as written in each result")
     p.add_argument("--hosts", required=True, help="every host of the play, comma-separated, in inventory order")
     p.add_argument("--max-failures", type=int, default=0)
-    p.add_argument("--final", action="store_true", help="the last batch is done: write the summary")
+    p.add_argument("--final", action="store_true", help="the play is over: write the summary, hosts without a result not-run")
     args = p.parse_args()
 
     hosts = [h for h in args.hosts.split(",") if h]
     results = {h: read_result(args.results, h, args.run) for h in hosts}
     failed = [h for h, r in results.items() if r and r.get("result") in FAILURES]
     stop = len(failed) > args.max_failures
-    if not stop and not args.final:
+    if not stop and not args.final and not all(results.values()):
         print("going on: %d of %d host(s) done, %d failure(s) of %d allowed"
               % (sum(1 for r in results.values() if r), len(hosts), len(failed), args.max_failures))
         return 0
 
     for host, result in results.items():
         if result is None:
-            results[host] = {"host": host, "run": args.run, "result": "not-run", "exit_code": None, "transaction": "",
+            results[host] = {"host": host, "run": args.run, "result": "not-run", "exit_code": None, "transaction": "", "upgrade_seconds": None,
                              "version_before": "", "version_after": "",
                              "message": "not started: the rollout stopped before this host's batch" if stop
                              else "not started: the play did not reach this host",
