@@ -1,4 +1,4 @@
-// Benchmark 6: the fleet rollout's controller. Three sandboxed agents (each
+// Benchmark 7: the fleet rollout's controller. Three sandboxed agents (each
 // its own systemd user manager, dbus-daemon, containerd, dockerd), reached
 // with ansible_connection: local. Each round rolls a new engine out three
 // ways, one after the other:
@@ -156,11 +156,11 @@ int main()
               << "  rollout, batches of 1  " << formatted(mB, 2) << " s: controller " << formatted(mHost, 2) << " s per host (batch)\n"
               << "  rollout, one batch     " << formatted(mO, 2) << " s: agents " << formatted(mAgentsOne, 2) << " s side by side, controller "
               << formatted(mBatch, 2) << " s\n";
-    addSummary({"6 fleet", "rollout of 3 hosts, batches of 1, vs a loop of armdockctl upgrade (median s)", formatted(mB, 1),
+    addSummary({"7 fleet", "rollout of 3 hosts, batches of 1, vs a loop of armdockctl upgrade (median s)", formatted(mB, 1),
                 "loop " + formatted(mLoop, 1), ratio(mB, mLoop), "-", false}, "measured");
-    addSummary({"6 fleet", "controller's own time per host, batches of 1 (median s)", formatted(mHost, 2),
+    addSummary({"7 fleet", "controller's own time per host, batches of 1 (median s)", formatted(mHost, 2),
                 "agent's upgrade " + formatted(mUpHost, 2), ratio(mHost, mUpHost), "-", false}, "measured");
-    addSummary({"6 fleet", "controller's own time per batch of 3 hosts (median s)", formatted(mBatch, 2),
+    addSummary({"7 fleet", "controller's own time per batch of 3 hosts (median s)", formatted(mBatch, 2),
                 "agents' longest " + formatted(mAgentsOne, 2), ratio(mBatch, mAgentsOne), "-", false}, "measured");
     return 0;
 }

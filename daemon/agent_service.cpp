@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "core/agent.hpp"
+#include "core/metrics_writer.hpp"
 #include "dbus/agent_names.hpp"
 #include "dbus/agent_object.hpp"
 #include "dbus/asio_bus.hpp"
@@ -55,8 +56,11 @@ int buildAndRun(const Config& config)
     ServiceNotifier notifier(io);
     notifier.followStatus(agent.status());
     agent.addObserver(&notifier);
+    MetricsWriter metrics(agent, pool);
+    agent.addObserver(&metrics);
     std::unique_ptr<AgentObject> object;
     ServiceLifecycle lifecycle(io, agent, notifier, [&] {
+        metrics.update();  // the engine's version is known now: the series exist before any transaction
         object = std::make_unique<AgentObject>(*connection, agent, busDriver);
         connection->requestName(compat::ServiceName{agentBusName});
         busDriver.kick();

@@ -16,6 +16,8 @@ packages=(
   # the fleet rollout (ansible/) and its tests: Ansible, its linter, the ssh client, and a
   # private ssh server (dropbear-bin has no service that would start on install) with sftp
   ansible-core ansible-lint openssh-client dropbear-bin openssh-sftp-server
+  # the metrics file's tests: Prometheus' own parser of the text format
+  python3-prometheus-client
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -27,4 +29,16 @@ if ((${#missing[@]})); then
   apt-get update -q
   # Recommends are left out: docker.io would pull a bridge/iptables setup the sandbox does not use.
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# prometheus-node-exporter serves the metrics file in a test: its program
+# only, unpacked from Debian's package into .cache/ (installing the package
+# would start its service on this machine).
+exporter_dir="$(dirname "$0")/../.cache/node-exporter"
+if [ ! -x "$exporter_dir/usr/bin/prometheus-node-exporter" ]; then
+  echo "== unpacking prometheus-node-exporter into $exporter_dir"
+  mkdir -p "$exporter_dir"
+  ( cd "$exporter_dir" && { apt-get download -q prometheus-node-exporter ||
+      { apt-get update -q && apt-get download -q prometheus-node-exporter; }; } &&
+    dpkg-deb -x prometheus-node-exporter_*.deb . && rm -f prometheus-node-exporter_*.deb )
 fi

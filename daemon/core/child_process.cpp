@@ -76,7 +76,7 @@ bool drainPipe(int fd, std::string& output, std::size_t limit)
     throw std::system_error(error, std::generic_category(), "cannot run " + program + ": " + why);
 }
 
-pid_t spawnChild(const std::vector<std::string>& argvIn, int outputFd)
+pid_t spawnChild(const std::vector<std::string>& argvIn, int outputFd, const std::vector<std::string>& environment)
 {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -112,11 +112,15 @@ pid_t spawnChild(const std::vector<std::string>& argvIn, int outputFd)
     for (auto& arg : argvStrings)
         argv.push_back(arg.data());
     argv.push_back(nullptr);
-    std::string path = std::string("PATH=") + childPath;
-    char* envp[] = {path.data(), nullptr};
+    std::vector<std::string> envStrings{std::string("PATH=") + childPath};
+    envStrings.insert(envStrings.end(), environment.begin(), environment.end());
+    std::vector<char*> envp;
+    for (auto& entry : envStrings)
+        envp.push_back(entry.data());
+    envp.push_back(nullptr);
 
     pid_t pid = -1;
-    const int error = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), envp);
+    const int error = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attributes);
     if (error != 0)
@@ -126,7 +130,8 @@ pid_t spawnChild(const std::vector<std::string>& argvIn, int outputFd)
 
 }  // namespace
 
-ChildOutcome runChild(const std::vector<std::string>& argv, milliseconds timeout, std::size_t outputLimit)
+ChildOutcome runChild(const std::vector<std::string>& argv, milliseconds timeout, std::size_t outputLimit,
+                      const std::vector<std::string>& environment)
 {
     if (argv.empty() || argv[0].empty())
         cannotRun("(nothing)", "the command is empty", EINVAL);
@@ -137,7 +142,7 @@ ChildOutcome runChild(const std::vector<std::string>& argv, milliseconds timeout
     UniqueFd readEnd(fds[0]);
     UniqueFd writeEnd(fds[1]);
     ::fcntl(writeEnd.get(), F_SETFL, ::fcntl(writeEnd.get(), F_GETFL) & ~O_NONBLOCK);  // the child's end blocks as usual
-    const pid_t pid = spawnChild(argv, writeEnd.get());
+    const pid_t pid = spawnChild(argv, writeEnd.get(), environment);
     writeEnd.reset();
 
     ChildOutcome outcome;
@@ -201,6 +206,25 @@ ChildOutcome runChild(const std::vector<std::string>& argv, milliseconds timeout
         outcome.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
     return outcome;
+}
+
+std::string joinCommand(const std::vector<std::string>& argv)
+{
+    std::string text;
+    for (const auto& arg : argv)
+        text += (text.empty() ? "" : " ") + arg;
+    return text;
+}
+
+std::string lastLine(std::string text)
+{
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+        text.pop_back();
+    if (const auto nl = text.rfind('\n'); nl != std::string::npos)
+        text.erase(0, nl + 1);
+    if (text.size() > 200)
+        text = text.substr(0, 200) + "...";
+    return text;
 }
 
 }  // namespace armdock

@@ -28,8 +28,14 @@ struct ChildOutcome {
 
 // Runs argv until the child exits or `timeout` passes (then kills its group).
 // The child's exit ends the wait, also when a grandchild keeps the pipe open.
+// `environment` ("NAME=value") is given to the child after PATH.
 // Throws std::system_error ("cannot run PROGRAM: why") when it cannot start.
 ChildOutcome runChild(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                      std::size_t outputLimit = 64 * 1024);
+                      std::size_t outputLimit = 64 * 1024, const std::vector<std::string>& environment = {});
+
+// "prog arg1 arg2": a command as messages show it.
+std::string joinCommand(const std::vector<std::string>& argv);
+// The last non-empty line of a child's output, at most 200 characters: what a message quotes.
+std::string lastLine(std::string text);
 
 }  // namespace armdock

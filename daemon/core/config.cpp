@@ -78,13 +78,15 @@ public:
     {
         Config config = defaultConfig();
         config.sourceFile = sourceName_;
-        checkKnownKeys(root, "", {"agent", "docker", "payload"});
+        checkKnownKeys(root, "", {"agent", "docker", "payload", "hooks"});
         if (const toml::table* agent = sectionTable(root, "agent"))
             readAgent(*agent, config.agent);
         if (const toml::table* docker = sectionTable(root, "docker"))
             readDocker(*docker, config.docker);
         if (const toml::node* payloads = root.get("payload"))
             config.payloads = readPayloads(*payloads);
+        if (const toml::table* hooks = sectionTable(root, "hooks"))
+            readHooks(*hooks, config.hooks);
         return config;
     }
 
@@ -208,7 +210,7 @@ private:
 
     void readAgent(const toml::table& table, AgentSection& agent) const
     {
-        checkKnownKeys(table, "agent", {"bus", "state_dir", "dropin_dir", "keep_backups", "log_level", "allowed_groups"});
+        checkKnownKeys(table, "agent", {"bus", "state_dir", "dropin_dir", "keep_backups", "log_level", "allowed_groups", "metrics_file"});
         readBus(table, agent.bus);
         readAbsolutePath(table, "state_dir", "agent", agent.stateDir);
         if (const toml::node* node = table.get("state_dir"))
@@ -218,6 +220,26 @@ private:
         readLogLevel(table, agent.logLevel);
         if (const toml::node* node = table.get("allowed_groups"))
             agent.allowedGroups = readGroups(*node);
+        readMetricsFile(table, agent.metricsFile);
+    }
+
+    void readMetricsFile(const toml::table& table, std::filesystem::path& file) const
+    {
+        const toml::node* node = table.get("metrics_file");
+        if (!node)
+            return;
+        std::string text;
+        readString(table, "metrics_file", "agent", text);
+        if (text.empty()) {
+            file.clear();
+            return;
+        }
+        if (!std::filesystem::path(text).is_absolute())
+            fail(node->source(), "agent.metrics_file must be an absolute path or \"\" (no metrics), got " + inQuotes(text));
+        if (!text.ends_with(".prom") || text.ends_with("/.prom"))
+            fail(node->source(), "agent.metrics_file must name a file ending in \".prom\" (node-exporter's textfile collector reads only "
+                                 "those), got " + inQuotes(text));
+        file = text;
     }
 
     void readBus(const toml::table& table, std::string& bus) const
@@ -318,15 +340,28 @@ private:
 
     void readSmokeCommand(const toml::table& table, std::vector<std::string>& command) const
     {
-        const toml::node* node = table.get("smoke_command");
+        readCommand(table, "smoke_command", "docker", command);
+    }
+
+    // A program and its arguments. It runs with PATH=childPath as its whole
+    // environment (core/child_process.hpp): an absolute program says which one runs.
+    void readCommand(const toml::table& table, const std::string& key, std::string_view tableName, std::vector<std::string>& command) const
+    {
+        const toml::node* node = table.get(key);
         if (!node)
             return;
-        command = readStringArray(*node, "docker.smoke_command");
-        // It runs with PATH=childPath as its whole environment (core/child_process.hpp):
-        // an absolute program says which one runs.
+        command = readStringArray(*node, dotted(tableName, key));
         if (!command.empty() && !std::filesystem::path(command.front()).is_absolute())
-            fail(node->source(), "docker.smoke_command[0] must be an absolute path to the program, got "
-                                     + inQuotes(command.front()));
+            fail(node->source(), dotted(tableName, key) + "[0] must be an absolute path to the program, got " + inQuotes(command.front()));
+    }
+
+    void readHooks(const toml::table& table, HooksSection& hooks) const
+    {
+        checkKnownKeys(table, "hooks", {"before_stop", "after_success", "after_rollback", "timeout_sec"});
+        readCommand(table, "before_stop", "hooks", hooks.beforeStop);
+        readCommand(table, "after_success", "hooks", hooks.afterSuccess);
+        readCommand(table, "after_rollback", "hooks", hooks.afterRollback);
+        readUnsigned(table, "timeout_sec", "hooks", 1, oneDaySec, hooks.timeoutSec);
     }
 
     std::vector<PayloadSpec> readPayloads(const toml::node& node) const

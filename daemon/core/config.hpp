@@ -50,6 +50,8 @@ struct AgentSection {
     unsigned keepBackups = 3;
     std::string logLevel = "info";  // trace, debug, info, warning, error
     std::vector<std::string> allowedGroups;  // group names or numeric gids
+    // Prometheus text file for node-exporter's textfile collector; empty: none.
+    std::filesystem::path metricsFile = "/var/lib/prometheus/node-exporter/armdock.prom";
 
     bool operator==(const AgentSection&) const = default;
 };
@@ -94,11 +96,24 @@ struct DockerSection {
     bool operator==(const DockerSection&) const = default;
 };
 
+// [hooks]: programs the agent runs around an upgrade that stops the engine
+// (drain and undrain a node, tell a load balancer), each an absolute program
+// and its arguments; empty: none. core/hooks.hpp says when and with what.
+struct HooksSection {
+    std::vector<std::string> beforeStop;     // fails: the upgrade is refused, nothing changed
+    std::vector<std::string> afterSuccess;   // after an upgrade committed
+    std::vector<std::string> afterRollback;  // after one that stopped the engine and did not commit
+    unsigned timeoutSec = 60;                // each hook's, then its process group is killed
+
+    bool operator==(const HooksSection&) const = default;
+};
+
 struct Config {
     std::filesystem::path sourceFile;  // where it was read from ("" = built-in defaults)
     AgentSection agent;
     DockerSection docker;
     std::vector<PayloadSpec> payloads;  // never empty; exactly one has engine = true
+    HooksSection hooks;
 
     const PayloadSpec* findPayload(std::string_view name) const;
     const PayloadSpec& enginePayload() const;

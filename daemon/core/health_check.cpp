@@ -82,33 +82,6 @@ Task<void> waitUntil(Clock::time_point at)
     co_await timer.async_wait(asio::use_awaitable);
 }
 
-std::string joinCommand(const std::vector<std::string>& argv)
-{
-    std::string text;
-    for (const auto& arg : argv) {
-        if (!text.empty()) {
-            text += ' ';
-        }
-        text += arg;
-    }
-    return text;
-}
-
-std::string lastLine(std::string text)
-{
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
-        text.pop_back();
-    }
-    auto nl = text.rfind('\n');
-    if (nl != std::string::npos) {
-        text.erase(0, nl + 1);
-    }
-    if (text.size() > 200) {
-        text = text.substr(0, 200) + "...";
-    }
-    return text;
-}
-
 std::string toLower(std::string s)
 {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

@@ -865,7 +865,19 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
         co_return co_await abandon(a, {TransactionResult::Success, "dry run: verified and staged; this set would install engine version " + a.newVersion +
                                                       "; nothing was changed", ""});
 
+    const std::string hookFailed = co_await beforeStopHook(a);
+    if (!hookFailed.empty())
+        co_return co_await abandon(a, {TransactionResult::Rejected, hookFailed + "; nothing was changed and Docker was not interrupted", ""});
+    if (s_.cancelRequested())
+        co_return co_await abandon(a, {TransactionResult::Cancelled, "cancelled by request before Docker was stopped; nothing was changed", ""});
+
     // The outage: each step journalled before it takes effect.
+    TransactionOutcome outcome = co_await outage(a);
+    co_return co_await afterHook(a, std::move(outcome));
+}
+
+Task<TransactionOutcome> TransactionRunner::outage(Attempt& a)
+{
     std::string failure;
     try {
         co_await stopForSwap(a);
@@ -894,6 +906,40 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
         for (const auto& p : a.plan.payloads)
             r.names.push_back(p.spec->name);  // a failure inside the stop: restoring is harmless
     co_return co_await rollBackAttempt(a, std::move(r));
+}
+
+HookContext TransactionRunner::hookContext(const Attempt& a) const { return {a.tx(), a.backup.set.version, a.newVersion, "", ""}; }
+
+Task<std::string> TransactionRunner::beforeStopHook(Attempt& a)
+{
+    const auto& command = config_.hooks.beforeStop;
+    if (command.empty())
+        co_return std::string();
+    report(AgentState::Staging, 45, "running hook before_stop");
+    const auto timeout = seconds(config_.hooks.timeoutSec);
+    const HookContext context = hookContext(a);
+    auto failed = co_await runOffLoop(s_.pool, [&] { return runHook(HookPoint::BeforeStop, command, timeout, context); });
+    if (!failed.empty())
+        spdlog::error("{}", failed);
+    co_return failed;
+}
+
+Task<TransactionOutcome> TransactionRunner::afterHook(Attempt& a, TransactionOutcome outcome)
+{
+    const HookPoint point = outcome.result == TransactionResult::Success ? HookPoint::AfterSuccess : HookPoint::AfterRollback;
+    const auto& command = point == HookPoint::AfterSuccess ? config_.hooks.afterSuccess : config_.hooks.afterRollback;
+    if (command.empty())
+        co_return outcome;
+    HookContext context = hookContext(a);
+    context.result = str(outcome.result);
+    context.message = outcome.message;
+    const auto timeout = seconds(config_.hooks.timeoutSec);
+    const std::string failed = co_await runOffLoop(s_.pool, [&] { return runHook(point, command, timeout, context); });
+    if (!failed.empty()) {
+        spdlog::warn("{}; the transaction's result stands ({})", failed, str(outcome.result));
+        outcome.message += (outcome.message.empty() ? "" : "; ") + failed + " (the transaction's result stands)";
+    }
+    co_return outcome;
 }
 
 Task<TransactionOutcome> TransactionRunner::rollBackAttempt(Attempt& a, RollbackRequest r)

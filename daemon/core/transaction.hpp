@@ -20,6 +20,7 @@
 #include "engine_api.hpp"
 #include "file_attributes.hpp"
 #include "health_check.hpp"
+#include "hooks.hpp"
 #include "journal.hpp"
 #include "source_verifier.hpp"
 #include "unit_control.hpp"
@@ -103,6 +104,13 @@ private:
     Task<TransactionOutcome> restartUnchanged(Attempt& a);
     Task<TransactionOutcome> abandon(Attempt& a, TransactionOutcome outcome);
     Task<TransactionOutcome> rollBackAttempt(Attempt& a, RollbackRequest request);
+    // The [hooks] (core/hooks.hpp): "" when before_stop passed (or there is none), else why not.
+    Task<std::string> beforeStopHook(Attempt& a);
+    HookContext hookContext(const Attempt& a) const;
+    // From the stop to the end: commit, restart unchanged, or roll back.
+    Task<TransactionOutcome> outage(Attempt& a);
+    // The after hook of a transaction that stopped the engine; its failure is added to the outcome's message.
+    Task<TransactionOutcome> afterHook(Attempt& a, TransactionOutcome outcome);
 
     // The units a change restarts (Config::unitsOf), in one job batch each way; none: nothing to do.
     Task<void> stopUnits(const std::vector<std::string>& units);

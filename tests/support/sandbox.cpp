@@ -557,7 +557,7 @@ void Sandbox::makeTree()
     ::chmod(dir_.c_str(), 0711);
     for (const char* sub : {"runtime", "config/systemd/user", "empty/system", "root/usr/bin", "root/usr/lib/docker",
              "state", "incoming", "containerd/root", "containerd/state", "docker/data", "docker/exec", "logs",
-             "data-home", "state-home"}) {
+             "data-home", "state-home", "metrics"}) {
         fs::create_directories(dir_ / sub);
     }
     ::chmod(runtimeDir().c_str(), 0711);
@@ -933,7 +933,7 @@ std::filesystem::path Sandbox::writeAgentConfig(const std::string& extraToml,
     std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> sections = {
         {"agent",
             {{"bus", "\"" + busAddress() + "\""}, {"state_dir", q(stateDir())}, {"dropin_dir", q(dropinDir())},
-                {"log_level", "\"debug\""}}},
+                {"log_level", "\"debug\""}, {"metrics_file", q(metricsFile())}}},
         {"docker",
             {{"service", "\"docker.service\""}, {"socket_unit", "\"docker.socket\""}, {"socket", q(dockerSocket())},
                 {"stop_timeout_sec", "30"}, {"start_timeout_sec", "30"}, {"health_timeout_sec", "20"},

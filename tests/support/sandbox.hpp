@@ -119,6 +119,7 @@ public:
     std::filesystem::path payloadPath(const std::string& name) const;
     std::filesystem::path stateDir() const { return dir_ / "state"; }
     std::filesystem::path dropinDir() const { return dir_ / "incoming"; }
+    std::filesystem::path metricsFile() const { return dir_ / "metrics/armdock.prom"; }  // the agent's agent.metrics_file
     std::filesystem::path dockerSocket() const { return dir_ / "docker.sock"; }
     std::filesystem::path containerdSocket() const { return dir_ / "containerd.sock"; }
     std::filesystem::path managerLog() const { return dir_ / "systemd-user.log"; }

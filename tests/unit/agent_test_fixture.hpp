@@ -217,6 +217,8 @@ protected:
     virtual std::string extraPayloads() const { return ""; }
     // More [docker] keys for a fixture's config.
     virtual std::string extraDocker() const { return ""; }
+    // More tables after the payloads ([hooks]...).
+    virtual std::string extraTables() const { return ""; }
 
     fs::path enginePath() const { return dir / "root/usr/bin/docker"; }
     fs::path initPath() const { return dir / "root/usr/lib/docker/dockerinit"; }
@@ -231,7 +233,7 @@ protected:
                            "check_main_exe = false\n" + extraDocker() +
                            "[[payload]]\nname = \"docker\"\npath = \"" + enginePath().string() +
                            "\"\nversion_args = [\"-v\"]\nengine = true\n"
-                           "[[payload]]\nname = \"dockerinit\"\npath = \"" + initPath().string() + "\"\n" + extraPayloads();
+                           "[[payload]]\nname = \"dockerinit\"\npath = \"" + initPath().string() + "\"\n" + extraPayloads() + extraTables();
         fs::path file = dir / "agent.toml";
         std::ofstream(file) << toml;
         Config c = loadConfig(file);

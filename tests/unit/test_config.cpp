@@ -336,6 +336,47 @@ TEST(ConfigErrors, ImpossibleNumbers)
     EXPECT_EQ(config.docker.monitorIntervalSec, 0u);
 }
 
+TEST(ConfigHooks, EachHookIsAProgramAndItsArgumentsWithOneTimeout)
+{
+    const Config config = parseConfig("[hooks]\nbefore_stop = [\"/usr/local/sbin/drain\", \"--wait\"]\n"
+                                      "after_success = [\"/usr/local/sbin/undrain\"]\nafter_rollback = [\"/usr/local/sbin/undrain\", \"--alert\"]\n"
+                                      "timeout_sec = 30\n",
+                                      "agent.toml");
+    EXPECT_EQ(config.hooks.beforeStop, (std::vector<std::string>{"/usr/local/sbin/drain", "--wait"}));
+    EXPECT_EQ(config.hooks.afterSuccess, (std::vector<std::string>{"/usr/local/sbin/undrain"}));
+    EXPECT_EQ(config.hooks.afterRollback, (std::vector<std::string>{"/usr/local/sbin/undrain", "--alert"}));
+    EXPECT_EQ(config.hooks.timeoutSec, 30u);
+    const Config none = defaultConfig();
+    EXPECT_TRUE(none.hooks.beforeStop.empty() && none.hooks.afterSuccess.empty() && none.hooks.afterRollback.empty());
+    EXPECT_EQ(none.hooks.timeoutSec, 60u);
+}
+
+TEST(ConfigErrors, BadHooks)
+{
+    EXPECT_CONFIG_ERROR("[hooks]\nbefore_stop = [\"drain\"]\n", "2:15", "hooks.before_stop[0] must be an absolute path to the program, got \"drain\"");
+    EXPECT_CONFIG_ERROR("[hooks]\nafter_success = \"/usr/local/sbin/undrain\"\n", "2:17", "hooks.after_success must be an array of strings");
+    EXPECT_CONFIG_ERROR("[hooks]\nafter_rollback = [\"/bin/true\", 3]\n", "2:32", "hooks.after_rollback[1] must be a string");
+    EXPECT_CONFIG_ERROR("[hooks]\ntimeout_sec = 0\n", "2:15", "hooks.timeout_sec must be an integer from 1 to 86400, got 0");
+    EXPECT_CONFIG_ERROR("[hooks]\nbefore_start = []\n", "2:1", "unknown key hooks.before_start in [hooks]");
+    EXPECT_CONFIG_ERROR("hooks = 1\n", "1:9", "hooks must be a table ([hooks])");
+}
+
+TEST(ConfigMetrics, AFileEndingInPromOrNone)
+{
+    EXPECT_EQ(defaultConfig().agent.metricsFile, "/var/lib/prometheus/node-exporter/armdock.prom");
+    EXPECT_EQ(parseConfig("[agent]\nmetrics_file = \"/srv/textfile/armdock.prom\"\n", "agent.toml").agent.metricsFile, "/srv/textfile/armdock.prom");
+    EXPECT_TRUE(parseConfig("[agent]\nmetrics_file = \"\"\n", "agent.toml").agent.metricsFile.empty());
+}
+
+TEST(ConfigErrors, BadMetricsFile)
+{
+    EXPECT_CONFIG_ERROR("[agent]\nmetrics_file = \"armdock.prom\"\n", "2:16", "agent.metrics_file must be an absolute path or \"\" (no metrics)");
+    EXPECT_CONFIG_ERROR("[agent]\nmetrics_file = \"/var/lib/prometheus/node-exporter/armdock.txt\"\n", "2:16",
+                        "agent.metrics_file must name a file ending in \".prom\"");
+    EXPECT_CONFIG_ERROR("[agent]\nmetrics_file = \"/var/lib/prometheus/node-exporter/.prom\"\n", "2:16", "ending in \".prom\"");
+    EXPECT_CONFIG_ERROR("[agent]\nmetrics_file = 1\n", "2:16", "agent.metrics_file must be a string");
+}
+
 TEST(ConfigErrors, RelativePaths)
 {
     EXPECT_CONFIG_ERROR("[agent]\nstate_dir = \"var/lib/armdock\"\n", "2:13", "agent.state_dir must be an absolute path, got \"var/lib/armdock\"");
