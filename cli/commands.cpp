@@ -20,6 +20,8 @@
 
 #include "agent_link.hpp"
 #include "core/async.hpp"
+#include "core/minisign.hpp"
+#include "core/side_file.hpp"
 #include "docker/docker_client.hpp"
 #include "exit_codes.hpp"
 #include "progress_view.hpp"
@@ -84,6 +86,38 @@ sdbus::UnixFd openSource(const std::string& name, const std::string& path)
         throw refuse("cannot be opened (" + std::string(std::strerror(error)) +
                      "); armdockctl reads the file itself and passes it to the agent: run it as a user who may read the file");
     throw refuse("cannot be opened (" + std::string(std::strerror(error)) + ")");
+}
+
+// Each payload's signature text: the file --signature NAME=FILE names, else
+// SOURCE.minisig when it lies beside the source (minisign's own default), else none.
+std::map<std::string, std::string> signaturesFor(const std::map<std::string, std::string>& files, const std::vector<std::string>& given)
+{
+    std::map<std::string, std::string> paths;
+    for (const auto& s : given) {
+        auto [name, path] = splitPair(s, "--signature");
+        if (!files.contains(name))
+            throw CliError(exitUsage, "--signature " + s + ": payload " + name + " is not among the files to upgrade");
+        paths[name] = absoluteFromHere(path);
+    }
+    for (const auto& [name, source] : files) {
+        struct stat st {};
+        if (!paths.contains(name) && ::stat((source + ".minisig").c_str(), &st) == 0) {
+            paths[name] = source + ".minisig";
+            std::fprintf(stderr, "payload %s: sending its signature %s\n", name.c_str(), paths[name].c_str());
+        }
+    }
+    std::map<std::string, std::string> texts;
+    for (const auto& [name, path] : paths) {
+        try {
+            // armdockctl reads it for the agent: a link to it is fine (the agent checks the text).
+            std::error_code ec;
+            const auto resolved = std::filesystem::canonical(path, ec);
+            texts[name] = readSmallRegularFile(ec ? std::filesystem::path(path) : resolved, maxMinisignText, "a minisign signature");
+        } catch (const std::exception& e) {
+            throw CliError(exitRejected, "payload " + name + ": its signature " + path + " " + e.what());
+        }
+    }
+    return texts;
 }
 
 std::string utcTime(std::uint64_t usec)
@@ -281,6 +315,10 @@ int runUpgrade(const GlobalOptions& global, const UpgradeOptions& options)
         auto [name, hex] = splitPair(s, "--sha256");
         dbusOptions["sha256." + name] = sdbus::Variant(hex);
     }
+    for (const auto& [name, text] : signaturesFor(files, options.signatures))
+        dbusOptions["signature." + name] = sdbus::Variant(text);
+    if (options.allowDowngrade)
+        dbusOptions["allow_downgrade"] = sdbus::Variant(true);
     if (options.dryRun)
         dbusOptions["dry_run"] = sdbus::Variant(true);
     if (options.healthTimeoutSec)

@@ -23,6 +23,8 @@ struct UpgradeOptions {
     std::string dockerinit;
     std::vector<std::string> payloads;  // NAME=PATH, for payload lists other than docker/dockerinit
     std::vector<std::string> sha256;    // NAME=HEX
+    std::vector<std::string> signatures;  // NAME=FILE (a .minisig); else FILE.minisig beside a source is sent
+    bool allowDowngrade = false;
     bool dryRun = false;
     std::optional<unsigned> healthTimeoutSec;
     WaitOptions wait;

@@ -45,6 +45,10 @@ int main(int argc, char** argv)
     up->add_option("--dockerinit", upgrade.dockerinit, "the new dockerinit (a relative path is taken from here)")->type_name("PATH");
     up->add_option("--payload", upgrade.payloads, "any configured payload: NAME=PATH (repeatable)")->type_name("NAME=PATH");
     up->add_option("--sha256", upgrade.sha256, "expected SHA-256 of a payload: NAME=HEX (repeatable)")->type_name("NAME=HEX");
+    up->add_option("--signature", upgrade.signatures,
+                   "a payload's minisign signature: NAME=FILE (repeatable; default: SOURCE.minisig when it exists)")
+        ->type_name("NAME=FILE");
+    up->add_flag("--allow-downgrade", upgrade.allowDowngrade, "install a signed engine older than [trust] min_version on purpose");
     up->add_flag("--dry-run", upgrade.dryRun, "verify and stage only; Docker keeps running untouched");
     up->add_option("--health-timeout", upgrade.healthTimeoutSec, "seconds the new engine gets to pass its health check")
         ->type_name("SEC");

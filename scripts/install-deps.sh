@@ -18,6 +18,8 @@ packages=(
   ansible-core ansible-lint openssh-client dropbear-bin openssh-sftp-server
   # the metrics file's tests: Prometheus' own parser of the text format
   python3-prometheus-client
+  # signed payloads' tests: keys and signatures made by the real minisign
+  minisign
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -25,7 +25,7 @@ _armdockctl()
             COMPREPLY=($(compgen -f -- "$cur"))
             compopt -o filenames 2>/dev/null
             return ;;
-        --sha256|--payload)
+        --sha256|--payload|--signature)
             COMPREPLY=($(compgen -W "docker= dockerinit=" -- "$cur"))
             compopt -o nospace 2>/dev/null
             return ;;
@@ -47,7 +47,7 @@ _armdockctl()
     case $command in
         "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur")); return ;;
         status|backups|payloads) options="--json" ;;
-        upgrade) options="--docker --dockerinit --payload --sha256 --dry-run --health-timeout --no-wait --timeout" ;;
+        upgrade) options="--docker --dockerinit --payload --sha256 --signature --allow-downgrade --dry-run --health-timeout --no-wait --timeout" ;;
         rollback) options="--no-wait --timeout" ;;
         *) options="" ;;
     esac

@@ -347,8 +347,9 @@ struct Agent::Impl {
     }
 
     // The cheap checks of an upgrade (throws AgentError before anything changed).
+    // `signatureOrigins`: where a signature came from when not from the option (a drop-in's NAME.minisig).
     TransactionPlan planUpgrade(const std::map<std::string, std::string>& files, const std::map<std::string, OptionValue>& options,
-                                std::map<std::string, UniqueFd>* descriptors)
+                                std::map<std::string, UniqueFd>* descriptors, const std::map<std::string, std::string>& signatureOrigins = {})
     {
         ensureIdle();
         ensureSetWhole();
@@ -359,6 +360,7 @@ struct Agent::Impl {
         plan.kind = TransactionKind::Upgrade;
         plan.dryRun = request.dryRun;
         plan.healthTimeout = seconds(request.healthTimeoutSec.value_or(config.docker.healthTimeoutSec));
+        std::optional<TrustedKeys> keys;  // read once, when a signature is given or required
         for (const auto& [name, path] : request.files) {
             PlannedPayload p;
             p.spec = config.findPayload(name);
@@ -367,9 +369,33 @@ struct Agent::Impl {
             auto digest = request.sha256.find(name);
             if (digest != request.sha256.end())
                 p.expectedSha256 = digest->second;
+            p.signature = checkSignature(name, request, signatureOrigins, keys);
             plan.payloads.push_back(std::move(p));
         }
         return plan;
+    }
+
+    // The half of a payload's signature that needs no byte of its file
+    // (core/payload_signature.hpp); nullopt when it has none and none is required.
+    std::optional<AcceptedSignature> checkSignature(const std::string& name, const UpgradeRequest& request,
+                                                    const std::map<std::string, std::string>& origins, std::optional<TrustedKeys>& keys) const
+    {
+        const auto text = request.signatures.find(name);
+        if (text == request.signatures.end()) {
+            if (config.trust.requireSignature)
+                throw AgentError(ErrorKind::PayloadRejected,
+                                 "payload " + name + " has no signature, and [trust] require_signature is on in " + config.sourceFile.string() +
+                                     ": sign it with `minisign -S -m FILE` and give FILE.minisig (armdockctl upgrade sends the one beside the "
+                                     "file by itself; the option signature." + name + " for D-Bus callers; " + name +
+                                     ".minisig beside it in the drop-in folder)");
+            return std::nullopt;
+        }
+        if (!keys)
+            keys = readTrustedKeys(config.trust.keys);
+        const auto origin = origins.find(name);
+        const PayloadSpec* spec = config.findPayload(name);
+        return acceptSignature(name, text->second, origin != origins.end() ? origin->second : "option signature." + name, *keys,
+                               config.trust, spec && spec->engine, request.allowDowngrade);
     }
 
     // UpgradeFds: each source is labelled fd:NAME in messages unless source.NAME says which path it is.
@@ -557,6 +583,8 @@ struct Agent::Impl {
             if (status.state == AgentState::Failed)
                 setProgress(AgentState::Idle, 0, "config reloaded; supervision resumed");
             spdlog::info("config {} reloaded", config.sourceFile.string());
+            if (const std::string warning = missingKeysWarning(config.trust); !warning.empty())
+                spdlog::warn("{}", warning);
             co_return co_await takeDropins();
         } catch (...) {
             reloading = false;
@@ -617,10 +645,15 @@ struct Agent::Impl {
         std::map<std::string, OptionValue> options;
         for (const auto& [name, digest] : scan.sha256)
             options["sha256." + name] = digest;
+        std::map<std::string, std::string> signatureOrigins;
+        for (const auto& [name, signature] : scan.signatures) {
+            options["signature." + name] = signature;
+            signatureOrigins[name] = (config.agent.dropinDir / (name + ".minisig")).string();
+        }
         std::string refusal;
         ErrorKind kind = ErrorKind::PayloadRejected;
         try {
-            TransactionPlan plan = planUpgrade(scan.files, options, nullptr);
+            TransactionPlan plan = planUpgrade(scan.files, options, nullptr, signatureOrigins);
             plan.dropins = scan.taken;
             dropinsInFlight = scan.taken;
             launch(std::move(plan));
@@ -658,6 +691,8 @@ Task<void> Agent::startUp()
     Impl& d = *impl_;
     d.removeCrashTemporaries();
     d.loadLastResult();
+    if (const std::string warning = missingKeysWarning(d.config.trust); !warning.empty())
+        spdlog::warn("{}", warning);
     std::optional<JournalContents> pending;
     try {
         pending = d.journal->load();

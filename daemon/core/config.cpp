@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "fd_io.hpp"
+#include "version_order.hpp"
 
 namespace armdock {
 
@@ -78,7 +79,7 @@ public:
     {
         Config config = defaultConfig();
         config.sourceFile = sourceName_;
-        checkKnownKeys(root, "", {"agent", "docker", "payload", "hooks"});
+        checkKnownKeys(root, "", {"agent", "docker", "payload", "hooks", "trust"});
         if (const toml::table* agent = sectionTable(root, "agent"))
             readAgent(*agent, config.agent);
         if (const toml::table* docker = sectionTable(root, "docker"))
@@ -87,6 +88,8 @@ public:
             config.payloads = readPayloads(*payloads);
         if (const toml::table* hooks = sectionTable(root, "hooks"))
             readHooks(*hooks, config.hooks);
+        if (const toml::table* trust = sectionTable(root, "trust"))
+            readTrust(*trust, config.trust);
         return config;
     }
 
@@ -362,6 +365,17 @@ private:
         readCommand(table, "after_success", "hooks", hooks.afterSuccess);
         readCommand(table, "after_rollback", "hooks", hooks.afterRollback);
         readUnsigned(table, "timeout_sec", "hooks", 1, oneDaySec, hooks.timeoutSec);
+    }
+
+    void readTrust(const toml::table& table, TrustSection& trust) const
+    {
+        checkKnownKeys(table, "trust", {"keys", "require_signature", "min_version"});
+        readAbsolutePath(table, "keys", "trust", trust.keys);
+        readBool(table, "require_signature", "trust", trust.requireSignature);
+        readString(table, "min_version", "trust", trust.minVersion);
+        if (const toml::node* node = table.get("min_version"); node && !trust.minVersion.empty() && !isVersionText(trust.minVersion))
+            fail(node->source(), "trust.min_version must be a version such as \"24.0.5\" or \"20.10.24+dfsg1\" (a digit first, then letters, "
+                                 "digits and . + ~ - :), or \"\" for none, got " + inQuotes(trust.minVersion));
     }
 
     std::vector<PayloadSpec> readPayloads(const toml::node& node) const

@@ -108,12 +108,22 @@ struct HooksSection {
     bool operator==(const HooksSection&) const = default;
 };
 
+// [trust]: signed payloads (core/payload_signature.hpp).
+struct TrustSection {
+    std::filesystem::path keys = "/etc/armdock/trusted.d";  // minisign public keys, *.pub
+    bool requireSignature = false;  // every payload of an upgrade must be signed by one of them
+    std::string minVersion;         // "": none; else a signed engine older than it needs allow_downgrade
+
+    bool operator==(const TrustSection&) const = default;
+};
+
 struct Config {
     std::filesystem::path sourceFile;  // where it was read from ("" = built-in defaults)
     AgentSection agent;
     DockerSection docker;
     std::vector<PayloadSpec> payloads;  // never empty; exactly one has engine = true
     HooksSection hooks;
+    TrustSection trust;
 
     const PayloadSpec* findPayload(std::string_view name) const;
     const PayloadSpec& enginePayload() const;

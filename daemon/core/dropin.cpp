@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "durable_fs.hpp"
+#include "side_file.hpp"
 #include "sha_digest.hpp"
 #include "source_verifier.hpp"
 #include "unique_fd.hpp"
@@ -22,44 +23,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A digest file holds one line ("HEX  NAME\n" as sha256sum writes it).
-constexpr off_t maxDigestFileSize = 4096;
-
-// Reads a digest file without ever blocking: O_NONBLOCK and O_NOFOLLOW, so a
-// FIFO or a link is refused at once instead of read; nothing larger than a
-// line is read. Throws std::runtime_error saying why it was refused.
-std::string readDigestFile(const fs::path& path)
-{
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
-    if (!fd) {
-        const int error = errno;
-        struct stat st {};
-        if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-            throw std::runtime_error("is " + fileKind(st.st_mode) + ", not a file holding a SHA-256 digest; it was not read");
-        throw std::runtime_error(std::string("cannot open it: ") + std::strerror(error));
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0)
-        throw std::runtime_error(std::string("cannot fstat it: ") + std::strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        throw std::runtime_error("is " + fileKind(st.st_mode) + ", not a file holding a SHA-256 digest; it was not read");
-    if (st.st_size > maxDigestFileSize)
-        throw std::runtime_error("is " + std::to_string(st.st_size) + " bytes; a digest file holds one line (at most " +
-                                 std::to_string(maxDigestFileSize) + " bytes); it was not read");
-    std::string text(static_cast<std::size_t>(st.st_size), '\0');
-    const ssize_t got = ::pread(fd.get(), text.data(), text.size(), 0);
-    if (got < 0)
-        throw std::runtime_error(std::string("cannot read it: ") + std::strerror(errno));
-    text.resize(static_cast<std::size_t>(got));
-    return text;
-}
+// A digest file holds one line ("HEX  NAME\n" as sha256sum writes it); a
+// minisign signature four short ones.
+constexpr off_t maxSideFileSize = 4096;
 
 }  // namespace
 
 DropinScan scanDropinFolder(const fs::path& dir, const Config& config)
 {
     DropinScan scan;
-    std::map<std::string, std::string> refusedDigests;  // payload name -> why its NAME.sha256 was refused
+    // Payload name -> why one of its side files (NAME.sha256, NAME.minisig) was refused.
+    std::map<std::string, std::string> refusedSideFiles;
+    std::map<std::string, std::vector<fs::path>> sideFilesOf;  // payload name -> its side files taken
     std::error_code ec;
     std::vector<fs::path> entries;
     for (const auto& entry : fs::directory_iterator(dir, ec))
@@ -69,29 +44,42 @@ DropinScan scanDropinFolder(const fs::path& dir, const Config& config)
         const std::string name = path.filename().string();
         if (name.starts_with("."))
             continue;  // an upload in progress: not ours yet
-        if (name.ends_with(".sha256")) {
-            const std::string payload = name.substr(0, name.size() - 7);
+        const bool digestFile = name.ends_with(".sha256");
+        const bool signatureFile = name.ends_with(".minisig");
+        if (digestFile || signatureFile) {
+            const std::string payload = name.substr(0, name.rfind('.'));
+            const std::string kind = digestFile ? "digest file" : "signature file";
             if (!config.findPayload(payload)) {
-                scan.refused.push_back({path, "digest file for unknown payload '" + payload + "'"});
+                scan.refused.push_back({path, kind + " for unknown payload '" + payload + "'"});
                 continue;
             }
             std::string text;
             try {
-                text = readDigestFile(path);
+                text = readSmallRegularFile(path, maxSideFileSize, digestFile ? "a SHA-256 digest" : "a minisign signature");
             } catch (const std::exception& e) {
                 scan.refused.push_back({path, e.what()});
-                refusedDigests[payload] = e.what();
+                refusedSideFiles[payload] = "its " + kind + " " + name + " was refused (" + e.what() + ")";
                 continue;
             }
-            std::string digest = text.substr(0, text.find_first_of(" \t\r\n"));
-            if (!isSha256Hex(digest)) {
-                scan.refused.push_back({path, "does not start with a SHA-256 digest (64 hex digits)"});
-                refusedDigests[payload] = scan.refused.back().second;
-                continue;
+            if (signatureFile) {
+                if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+                    scan.refused.push_back({path, "is empty; a minisign signature (minisign -S) has 4 lines"});
+                    refusedSideFiles[payload] = "its " + kind + " " + name + " was refused (" + scan.refused.back().second + ")";
+                    continue;
+                }
+                scan.signatures[payload] = text;  // checked against the trusted keys when the upgrade is planned
+            } else {
+                std::string digest = text.substr(0, text.find_first_of(" \t\r\n"));
+                if (!isSha256Hex(digest)) {
+                    scan.refused.push_back({path, "does not start with a SHA-256 digest (64 hex digits)"});
+                    refusedSideFiles[payload] = "its " + kind + " " + name + " was refused (" + scan.refused.back().second + ")";
+                    continue;
+                }
+                for (auto& c : digest)
+                    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                scan.sha256[payload] = digest;
             }
-            for (auto& c : digest)
-                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            scan.sha256[payload] = digest;
+            sideFilesOf[payload].push_back(path);
             scan.taken.push_back(path);
             continue;
         }
@@ -105,25 +93,37 @@ DropinScan scanDropinFolder(const fs::path& dir, const Config& config)
         scan.files[name] = path.string();
         scan.taken.push_back(path);
     }
-    // A binary whose digest file was refused is not installed unchecked.
-    for (const auto& [payload, why] : refusedDigests) {
+    auto dropPayload = [&](const std::string& payload, const std::string& why) {
+        for (const auto& side : sideFilesOf[payload]) {
+            scan.refused.push_back({side, why});
+            std::erase(scan.taken, side);
+        }
+        sideFilesOf[payload].clear();
+        scan.sha256.erase(payload);
+        scan.signatures.erase(payload);
+    };
+    // A binary one of whose side files was refused is not installed unchecked (its other side files go with it).
+    for (const auto& [payload, why] : refusedSideFiles) {
         auto file = scan.files.find(payload);
         if (file == scan.files.end())
             continue;
-        scan.refused.push_back({file->second, "its digest file " + payload + ".sha256 was refused (" + why + ")"});
+        scan.refused.push_back({file->second, why});
         std::erase(scan.taken, fs::path(file->second));
         scan.files.erase(file);
+        dropPayload(payload, "its binary was refused with it: " + why);
     }
-    // A digest without its binary is refused too, or it would wait there forever.
-    for (auto it = scan.sha256.begin(); it != scan.sha256.end();) {
-        if (!scan.files.count(it->first)) {
-            fs::path file = dir / (it->first + ".sha256");
-            scan.refused.push_back({file, "digest file without its binary '" + it->first + "'"});
-            std::erase(scan.taken, file);
-            it = scan.sha256.erase(it);
-        } else {
-            ++it;
+    // A side file without its binary is refused too, or it would wait there forever.
+    for (const auto& [payload, sides] : std::map(sideFilesOf)) {
+        if (scan.files.count(payload))
+            continue;
+        for (const auto& side : sides) {
+            const bool digest = side.extension() == ".sha256";
+            scan.refused.push_back({side, std::string(digest ? "digest" : "signature") + " file without its binary '" + payload + "'"});
+            std::erase(scan.taken, side);
         }
+        sideFilesOf.erase(payload);
+        scan.sha256.erase(payload);
+        scan.signatures.erase(payload);
     }
     return scan;
 }

@@ -1,6 +1,6 @@
 // The drop-in folder: an operator copies new binaries there, named after
 // their payload ("docker", "dockerinit"), optionally with "NAME.sha256"
-// beside them, then runs `systemctl reload armdock-agent`. Hidden files
+// and "NAME.minisig" (its minisign signature) beside them, then runs `systemctl reload armdock-agent`. Hidden files
 // (uploads in progress) are left alone. Whatever the outcome, the folder is
 // emptied: accepted files are removed after the transaction, refused ones are
 // moved aside into <state_dir>/rejected/ with a .reason file.
@@ -19,7 +19,8 @@ namespace armdock {
 struct DropinScan {
     std::map<std::string, std::string> files;   // payload name -> path in the folder
     std::map<std::string, std::string> sha256;  // payload name -> digest from NAME.sha256
-    std::vector<std::filesystem::path> taken;   // every file the scan claimed (payloads and digests)
+    std::map<std::string, std::string> signatures;  // payload name -> the text of NAME.minisig
+    std::vector<std::filesystem::path> taken;   // every file the scan claimed (payloads, digests, signatures)
     std::vector<std::pair<std::filesystem::path, std::string>> refused;  // file, reason
 };
 

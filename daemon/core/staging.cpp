@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -44,7 +45,8 @@ void writeAll(int fd, const char* data, std::size_t size, const std::filesystem:
 
 // pread from offset 0, whatever the descriptor's position: the verifier (or
 // anyone else) may have read from it already.
-std::uint64_t copyAndHash(int sourceFd, int stagedFd, const std::filesystem::path& staged, StagedFile& result)
+// `blake2b`: also hashed into when a signature is to be checked (nullptr: not).
+std::uint64_t copyAndHash(int sourceFd, int stagedFd, const std::filesystem::path& staged, StagedFile& result, Blake2b512* blake2b)
 {
     Digest sha256(Digest::Algorithm::Sha256);
     Digest sha1(Digest::Algorithm::Sha1);
@@ -61,6 +63,8 @@ std::uint64_t copyAndHash(int sourceFd, int stagedFd, const std::filesystem::pat
         auto size = static_cast<std::size_t>(got);
         sha256.update(buffer.data(), size);
         sha1.update(buffer.data(), size);
+        if (blake2b)
+            blake2b->update(buffer.data(), size);
         writeAll(stagedFd, buffer.data(), size, staged);
         offset += size;
     }
@@ -159,7 +163,7 @@ FileAttributes attributesToCarry(const std::string& payloadName, const std::file
 
 StagedFile stageCopy(int sourceFd, const struct stat& sourceStat, const std::string& payloadName,
                      const std::filesystem::path& target, const FileAttributes& attributes, std::string_view transactionId,
-                     const std::string& expectedSha256)
+                     const std::string& expectedSha256, const AcceptedSignature* signature)
 {
     StagedFile result;
     result.target = target;
@@ -170,7 +174,10 @@ StagedFile stageCopy(int sourceFd, const struct stat& sourceStat, const std::str
         if (!staged)
             copyFailed("cannot create", result.staged, errno);
         PartialFile guard(result.staged);  // removed unless the copy completed and was accepted
-        result.size = copyAndHash(sourceFd, staged.get(), result.staged, result);
+        std::optional<Blake2b512> blake2b;
+        if (signature && signature->signature.prehashed)
+            blake2b.emplace();
+        result.size = copyAndHash(sourceFd, staged.get(), result.staged, result, blake2b ? &*blake2b : nullptr);
         // After the last write (a write clears setuid bits and capabilities), before the swap.
         applyFileAttributes(staged.get(), result.staged, attributes, target);
         result.attributes = readFileAttributes(staged.get(), result.staged);
@@ -180,6 +187,8 @@ StagedFile stageCopy(int sourceFd, const struct stat& sourceStat, const std::str
         fsyncDirectory(result.staged.parent_path());
         verifySource(sourceFd, sourceStat, payloadName, result.size);
         verifyDigest(payloadName, expectedSha256, result.sha256);
+        if (signature)
+            verifySignedContent(payloadName, *signature, blake2b ? blake2b->finish() : std::array<std::uint8_t, 64>{}, result.staged);
         guard.keep();
     } catch (const AttributeError& failure) {
         throw AgentError(ErrorKind::Failed, "payload " + payloadName + ": staging failed: " + failure.what());

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "file_attributes.hpp"
+#include "payload_signature.hpp"
 
 namespace armdock {
 
@@ -43,18 +44,21 @@ FileAttributes attributesToCarry(const std::string& payloadName, const std::file
 // AgentError(Failed) naming it and what to do; nothing is left behind. Then fstat's the source again: if its size, mtime, ctime or
 // inode changed, the source was replaced or modified while being read and
 // AgentError(PayloadRejected) is thrown. If expectedSha256 is not empty and
-// differs, AgentError(PayloadRejected) names both digests. Any failure
+// differs, AgentError(PayloadRejected) names both digests. With `signature`
+// (its key and comment already accepted), the bytes copied are hashed with
+// BLAKE2b-512 too and must be what it signed: AgentError(PayloadRejected)
+// otherwise (core/payload_signature.hpp). Any failure
 // (ENOSPC, EIO...) removes the partial copy and throws AgentError(Failed)
 // naming the staged path and the errno text.
 StagedFile stageCopy(int sourceFd, const struct stat& sourceStat, const std::string& payloadName,
                      const std::filesystem::path& target, const FileAttributes& attributes, std::string_view transactionId,
-                     const std::string& expectedSha256);
+                     const std::string& expectedSha256, const AcceptedSignature* signature = nullptr);
 // The same with the attributes of a new file: root's, `mode`.
 inline StagedFile stageCopy(int sourceFd, const struct stat& sourceStat, const std::string& payloadName,
                             const std::filesystem::path& target, mode_t mode, std::string_view transactionId,
-                            const std::string& expectedSha256)
+                            const std::string& expectedSha256, const AcceptedSignature* signature = nullptr)
 {
-    return stageCopy(sourceFd, sourceStat, payloadName, target, FileAttributes::ofNewFile(mode), transactionId, expectedSha256);
+    return stageCopy(sourceFd, sourceStat, payloadName, target, FileAttributes::ofNewFile(mode), transactionId, expectedSha256, signature);
 }
 
 }  // namespace armdock

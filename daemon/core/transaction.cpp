@@ -490,7 +490,11 @@ Task<void> TransactionRunner::stage(Attempt& a)
             // Outside the try below: a target the agent refuses is not a damaged backup.
             const FileAttributes attributes = attributesToStage(a, p);
             try {
-                out.push_back(stageCopy(p.source.fd.get(), p.source.st, p.spec->name, p.spec->path, attributes, a.tx(), p.expectedSha256));
+                out.push_back(stageCopy(p.source.fd.get(), p.source.st, p.spec->name, p.spec->path, attributes, a.tx(), p.expectedSha256,
+                                        p.signature ? &*p.signature : nullptr));
+                if (p.signature)
+                    spdlog::info("transaction {}: payload {} is signed by key {} ({}), trusted comment \"{}\"", a.tx(), p.spec->name,
+                                 keyIdText(p.signature->signature.keyId), p.signature->signer.file.string(), p.signature->signature.trustedComment);
             } catch (const AgentError& e) {
                 if (a.isRollback() && e.kind() == ErrorKind::PayloadRejected && !a.plan.backupId.empty()) {
                     s_.backups.markHealth(a.plan.backupId, SetHealth::Damaged);

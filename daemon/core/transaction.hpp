@@ -22,6 +22,7 @@
 #include "health_check.hpp"
 #include "hooks.hpp"
 #include "journal.hpp"
+#include "payload_signature.hpp"
 #include "source_verifier.hpp"
 #include "unit_control.hpp"
 
@@ -34,6 +35,7 @@ struct PlannedPayload {
     const PayloadSpec* spec = nullptr;
     OpenedSource source;               // verified, opened once (not for a link or a removal)
     std::string expectedSha256;        // "" when none was given
+    std::optional<AcceptedSignature> signature;  // checked but for the bytes, which staging checks
     bool removeTarget = false;         // rollback to a set where this payload was absent
     std::string linkTarget;            // rollback to a set where this payload was a symbolic link
 };

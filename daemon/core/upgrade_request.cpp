@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "errors.hpp"
+#include "minisign.hpp"
 #include "sha_digest.hpp"
 
 namespace armdock {
@@ -12,6 +13,7 @@ namespace {
 
 constexpr std::string_view shaPrefix = "sha256.";
 constexpr std::string_view sourcePrefix = "source.";
+constexpr std::string_view signaturePrefix = "signature.";
 constexpr std::size_t maxLabelSize = 4096;  // PATH_MAX
 
 [[noreturn]] void invalid(const std::string& message)
@@ -92,6 +94,19 @@ void readSourceLabel(const std::string& key, const OptionValue& value, UpgradeRe
     request.files[name] = label;
 }
 
+// signature.<name>: the .minisig text; what it says is checked against the trusted keys later.
+void readSignature(const std::string& key, const OptionValue& value, UpgradeRequest& request)
+{
+    std::string name = key.substr(signaturePrefix.size());
+    const std::string& text = expect<std::string>(key, value, "a string", "s");
+    if (!request.files.contains(name))
+        invalid("option " + key + " is for payload \"" + name + "\", which is not among the files given");
+    if (text.empty() || text.size() > maxMinisignText)
+        invalid("option " + key + " must be the text of the payload's .minisig file (1 to " + std::to_string(maxMinisignText) + " bytes), got " +
+                std::to_string(text.size()) + " bytes");
+    request.signatures[name] = text;
+}
+
 }  // namespace
 
 UpgradeRequest parseUpgradeRequest(const std::map<std::string, std::string>& files,
@@ -108,16 +123,20 @@ UpgradeRequest parseUpgradeRequest(const std::map<std::string, std::string>& fil
             if (seconds == 0)
                 invalid("option health_timeout_sec must be at least 1 second, got 0");
             request.healthTimeoutSec = seconds;
+        } else if (key == "allow_downgrade") {
+            request.allowDowngrade = expect<bool>(key, value, "a boolean", "b");
         } else if (key.starts_with(shaPrefix)) {
             readDigest(key, value, files, request);
+        } else if (key.starts_with(signaturePrefix)) {
+            readSignature(key, value, request);
         } else if (key.starts_with(sourcePrefix) && form == SourceForm::Descriptors) {
             readSourceLabel(key, value, request);
         } else if (key.starts_with(sourcePrefix)) {
             invalid("option " + key + " names the file behind a descriptor and belongs to UpgradeFds; Upgrade takes the path in files");
         } else if (form == SourceForm::Descriptors) {
-            invalid("unknown option \"" + key + "\"; known options are sha256.<payload>, source.<payload>, dry_run and health_timeout_sec");
+            invalid("unknown option \"" + key + "\"; known options are sha256.<payload>, signature.<payload>, source.<payload>, allow_downgrade, dry_run and health_timeout_sec");
         } else {
-            invalid("unknown option \"" + key + "\"; known options are sha256.<payload>, dry_run and health_timeout_sec");
+            invalid("unknown option \"" + key + "\"; known options are sha256.<payload>, signature.<payload>, allow_downgrade, dry_run and health_timeout_sec");
         }
     }
     return request;

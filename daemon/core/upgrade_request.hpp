@@ -24,6 +24,8 @@ enum class SourceForm { Paths, Descriptors };
 struct UpgradeRequest {
     std::map<std::string, std::string> files;   // payload name -> absolute source path (Descriptors: its label)
     std::map<std::string, std::string> sha256;  // payload name -> expected digest (lower-case hex)
+    std::map<std::string, std::string> signatures;  // payload name -> its minisign signature (the .minisig text)
+    bool allowDowngrade = false;  // a signed engine older than [trust] min_version may be installed
     bool dryRun = false;
     std::optional<unsigned> healthTimeoutSec;
 };
@@ -31,7 +33,9 @@ struct UpgradeRequest {
 // Throws AgentError(InvalidArgument) naming the key: empty files map, unknown
 // payload name, relative path, unknown option, option of the wrong type,
 // sha256.<name> for a payload not in files, a digest that is not 64 hex
-// digits, health_timeout_sec of 0. With SourceForm::Descriptors the paths are
+// digits, health_timeout_sec of 0, signature.<name> for a payload not in
+// files or longer than a minisign signature (its content is checked later,
+// core/payload_signature.hpp). With SourceForm::Descriptors the paths are
 // labels ("fd:docker") and need not be absolute, and option source.<name> (s)
 // replaces a payload's label with the path the client opened (for messages only).
 UpgradeRequest parseUpgradeRequest(const std::map<std::string, std::string>& files,

@@ -26,6 +26,7 @@
 #include "core/sha_digest.hpp"
 #include "dbus/agent_names.hpp"
 #include "dbus/sdbus_compat.hpp"
+#include "minisign_tool.hpp"
 #include "sandbox.hpp"
 
 namespace armdock::test {
@@ -191,7 +192,12 @@ protected:
         sandbox_ = new Sandbox();
         // A silent engine answers nothing: the health check waits (that is
         // the window the busy/cancel/timeout tests need) until 20 s.
-        auto config = sandbox_->writeAgentConfig("", {{"docker.health_timeout_sec", "20"}, {"docker.grace_sec", "1"}});
+        signer_ = makeMinisignKey(sandbox_->dir() / "trusted.d", "release");
+        fs::create_directories(sandbox_->dir() / "signing");
+        fs::rename(signer_.secretKey, sandbox_->dir() / "signing/release.key");
+        signer_.secretKey = sandbox_->dir() / "signing/release.key";
+        auto config = sandbox_->writeAgentConfig("[trust]\nkeys = \"" + (sandbox_->dir() / "trusted.d").string() + "\"\n",
+                                                 {{"docker.health_timeout_sec", "20"}, {"docker.grace_sec", "1"}});
         sandbox_->agentUnit(agentBinary(), config);
         sandbox_->startUnits({"armdock-agent.service"});
         ASSERT_TRUE(AgentClient::waitForAgent(sandbox_->busAddress()));
@@ -280,6 +286,7 @@ protected:
     static inline Sandbox* sandbox_ = nullptr;
     static inline AgentClient* client_ = nullptr;
     static inline fs::path original_;
+    static inline MinisignKeyPair signer_;
 };
 
 // ---- no agent needed ----------------------------------------------------
@@ -463,6 +470,34 @@ TEST_F(ArmdockctlTest, RejectedInputExits4WithTheAgentsMessage)
     r = ctl({"upgrade", "--docker", engine.string(), "--sha256", "docker=" + std::string(64, '0')});
     EXPECT_EQ(r.code, 4) << r;
     EXPECT_NE(r.err.find("rejected"), std::string::npos) << r;
+    EXPECT_EQ(installedSha(), before);
+}
+
+TEST_F(ArmdockctlTest, TheSignatureBesideAFileIsSentByItself)
+{
+    const fs::path engine = goodEngine("signed", sandbox_->dir() / "signed");
+    signWithMinisign(signer_, engine, "version=20.10.24");
+    auto r = ctl({"upgrade", "--timeout", "60", "--docker", engine.string()});
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_NE(r.err.find("payload docker: sending its signature " + engine.string() + ".minisig"), std::string::npos) << r;
+    EXPECT_EQ(installedSha(), sha256Of(engine));
+    EXPECT_NE(readFile(sandbox_->agentLog()).find("is signed by key " + signer_.keyId), std::string::npos);
+
+    // A stranger's signature beside the file: refused, exit 4, nothing changed.
+    const std::string before = installedSha();
+    const fs::path other = goodEngine("stranger", sandbox_->dir() / "stranger");
+    const MinisignKeyPair stranger = makeMinisignKey(sandbox_->dir() / "stranger-keys", "stranger");
+    signWithMinisign(stranger, other, "version=20.10.24");
+    r = ctl({"upgrade", "--timeout", "60", "--docker", other.string()});
+    EXPECT_EQ(r.code, 4) << r;
+    EXPECT_NE(r.err.find("is made with key " + stranger.keyId + ", which is not trusted"), std::string::npos) << r;
+    // --signature names another file: the right one, given explicitly, is what counts.
+    const fs::path right = signWithMinisign(signer_, other, "version=20.10.24", false, sandbox_->dir() / "other.minisig");
+    r = ctl({"upgrade", "--dry-run", "--timeout", "60", "--docker", other.string(), "--signature", "docker=" + right.string()});
+    EXPECT_EQ(r.code, 0) << r;
+    r = ctl({"upgrade", "--docker", other.string(), "--signature", "docker=" + (sandbox_->dir() / "missing.minisig").string()});
+    EXPECT_EQ(r.code, 4) << r;
+    EXPECT_NE(r.err.find("its signature " + (sandbox_->dir() / "missing.minisig").string() + " cannot open it"), std::string::npos) << r;
     EXPECT_EQ(installedSha(), before);
 }
 

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "agent_sandbox_fixture.hpp"
+#include "minisign_tool.hpp"
 
 namespace armdock::test {
 namespace {
@@ -49,7 +50,13 @@ protected:
             return;
         try {
             sandbox = std::make_unique<Sandbox>();
-            configFile = sandbox->writeAgentConfig("", {{"docker.grace_sec", "1"}});
+            // A trusted key for the signature cases (its secret half kept out of the keys folder).
+            signer = makeMinisignKey(sandbox->dir() / "trusted.d", "release");
+            fs::create_directories(sandbox->dir() / "signing");
+            fs::rename(signer.secretKey, sandbox->dir() / "signing" / "release.key");
+            signer.secretKey = sandbox->dir() / "signing" / "release.key";
+            configFile = sandbox->writeAgentConfig("[trust]\nkeys = \"" + (sandbox->dir() / "trusted.d").string() + "\"\n",
+                                                   {{"docker.grace_sec", "1"}});
             sandbox->agentUnit(agentBinary(), configFile);
             sandbox->startUnits({"armdock-agent.service"});
             if (!AgentClient::waitForAgent(sandbox->busAddress()))
@@ -156,6 +163,7 @@ protected:
     static inline std::unique_ptr<Sandbox> sandbox;
     static inline std::unique_ptr<AgentClient> client;
     static inline fs::path configFile;
+    static inline MinisignKeyPair signer;
     static inline std::string setupError;
     static inline bool anyFailed = false;
     fs::path caseDir;
@@ -403,6 +411,46 @@ TEST_F(BadInputTest, Sha256Mismatch)
     EXPECT_NE(error.find(wrong), std::string::npos) << error;
     EXPECT_NE(error.find(sha256Of(file)), std::string::npos) << "LastError does not give the real digest: " << error;
     std::cout << "  LastResult rejected: " << error << "\n";
+}
+
+// ---- Signatures ([trust] keys holds one key): refused before anything is
+// copied when the key or the text is wrong, while staging when the bytes are.
+
+TEST_F(BadInputTest, SignatureByAnUntrustedKey)
+{
+    const fs::path file = goodFile("dockerinit");
+    const MinisignKeyPair stranger = makeMinisignKey(caseDir / "keys", "stranger");
+    const fs::path sig = signWithMinisign(stranger, file, "version=1");
+    expectUpgradeError({{"dockerinit", file.string()}}, {{"signature.dockerinit", sdbus::Variant(readText(sig))}}, "PayloadRejected",
+                       {"payload dockerinit", "is made with key " + stranger.keyId, "which is not trusted", signer.keyId});
+}
+
+TEST_F(BadInputTest, SignatureTruncated)
+{
+    const fs::path file = goodFile("dockerinit");
+    const std::string text = readText(signWithMinisign(signer, file, "version=1"));
+    expectUpgradeError({{"dockerinit", file.string()}}, {{"signature.dockerinit", sdbus::Variant(text.substr(0, text.size() - 40))}},
+                       "PayloadRejected", {"payload dockerinit", "option signature.dockerinit", "is not a minisign signature"});
+}
+
+TEST_F(BadInputTest, SignatureOfAnotherFileOrATamperedFile)
+{
+    const fs::path file = goodFile("dockerinit");
+    const fs::path other = goodFile("other");
+    std::ofstream(other, std::ios::app | std::ios::binary) << "another build";
+    for (const fs::path& signedFile : {other, file}) {
+        const std::string sig = readText(signWithMinisign(signer, signedFile, ""));
+        if (signedFile == file)
+            std::ofstream(file, std::ios::app | std::ios::binary) << "tampered";
+        const std::string tx = client->upgrade({{"dockerinit", file.string()}}, {{"signature.dockerinit", sdbus::Variant(sig)}});
+        ASSERT_FALSE(tx.empty());
+        EXPECT_EQ(client->waitFinished(tx, std::chrono::seconds(60)), "rejected");
+        const std::string error = client->property("LastError");
+        EXPECT_NE(error.find("its signature by key " + signer.keyId), std::string::npos) << error;
+        EXPECT_NE(error.find("is not for this file"), std::string::npos) << error;
+        EXPECT_NE(error.find("file:" + signedFile.filename().string()), std::string::npos) << error;
+        std::cout << "  LastResult rejected: " << error << "\n";
+    }
 }
 
 // ---- Methods called at the wrong time.

@@ -377,6 +377,27 @@ TEST(ConfigErrors, BadMetricsFile)
     EXPECT_CONFIG_ERROR("[agent]\nmetrics_file = 1\n", "2:16", "agent.metrics_file must be a string");
 }
 
+TEST(ConfigTrust, KeysRequireSignatureAndMinVersion)
+{
+    const Config defaults = defaultConfig();
+    EXPECT_EQ(defaults.trust.keys, "/etc/armdock/trusted.d");
+    EXPECT_FALSE(defaults.trust.requireSignature);
+    EXPECT_EQ(defaults.trust.minVersion, "");
+    const Config c = parseConfig("[trust]\nkeys = \"/srv/keys\"\nrequire_signature = true\nmin_version = \"20.10.24+dfsg1\"\n", "agent.toml");
+    EXPECT_EQ(c.trust.keys, "/srv/keys");
+    EXPECT_TRUE(c.trust.requireSignature);
+    EXPECT_EQ(c.trust.minVersion, "20.10.24+dfsg1");
+}
+
+TEST(ConfigErrors, BadTrust)
+{
+    EXPECT_CONFIG_ERROR("[trust]\nkeys = \"trusted.d\"\n", "2:8", "trust.keys must be an absolute path, got \"trusted.d\"");
+    EXPECT_CONFIG_ERROR("[trust]\nrequire_signature = \"yes\"\n", "2:21", "trust.require_signature must be true or false");
+    EXPECT_CONFIG_ERROR("[trust]\nmin_version = \"v24\"\n", "2:15", "trust.min_version must be a version such as \"24.0.5\"");
+    EXPECT_CONFIG_ERROR("[trust]\nmin_version = 24\n", "2:15", "trust.min_version must be a string");
+    EXPECT_CONFIG_ERROR("[trust]\nkey = \"/etc/armdock/trusted.d\"\n", "2:1", "unknown key trust.key in [trust]");
+}
+
 TEST(ConfigErrors, RelativePaths)
 {
     EXPECT_CONFIG_ERROR("[agent]\nstate_dir = \"var/lib/armdock\"\n", "2:13", "agent.state_dir must be an absolute path, got \"var/lib/armdock\"");

@@ -62,7 +62,7 @@ TEST(UpgradeRequest, OptionErrors)
 {
     const std::map<std::string, std::string> files{{"docker", "/srv/docker"}};
     EXPECT_EQ(failure(files, {{"force", true}}),
-              "unknown option \"force\"; known options are sha256.<payload>, dry_run and health_timeout_sec");
+              "unknown option \"force\"; known options are sha256.<payload>, signature.<payload>, allow_downgrade, dry_run and health_timeout_sec");
     EXPECT_EQ(failure(files, {{"dry_run", std::string("yes")}}), "option dry_run must be a boolean (b), got a value of type s");
     EXPECT_EQ(failure(files, {{"health_timeout_sec", UnsupportedOptionType{"i"}}}),
               "option health_timeout_sec must be an unsigned integer (u), got a value of type i");
@@ -75,6 +75,25 @@ TEST(UpgradeRequest, OptionErrors)
               "option sha256.docker must be 64 hex digits (a SHA-256), got \"" + digest.substr(1) + "\"");
     EXPECT_EQ(failure(files, {{"sha256.docker", "sha256:" + digest.substr(7)}}),
               "option sha256.docker must be 64 hex digits (a SHA-256), got \"sha256:" + digest.substr(7) + "\"");
+}
+
+TEST(UpgradeRequest, SignatureAndAllowDowngrade)
+{
+    const std::string minisig = "untrusted comment: x\nRUS...\ntrusted comment: version=1\nAAAA\n";
+    UpgradeRequest request =
+        parseUpgradeRequest({{"docker", "/srv/docker"}}, {{"signature.docker", minisig}, {"allow_downgrade", true}}, defaultConfig());
+    EXPECT_EQ(request.signatures, (std::map<std::string, std::string>{{"docker", minisig}}));
+    EXPECT_TRUE(request.allowDowngrade);
+    EXPECT_FALSE(parseUpgradeRequest({{"docker", "/srv/docker"}}, {}, defaultConfig()).allowDowngrade);
+    const std::map<std::string, std::string> files{{"docker", "/srv/docker"}};
+    EXPECT_EQ(failure(files, {{"signature.dockerinit", minisig}}),
+              "option signature.dockerinit is for payload \"dockerinit\", which is not among the files given");
+    EXPECT_EQ(failure(files, {{"signature.docker", true}}), "option signature.docker must be a string (s), got a value of type b");
+    EXPECT_EQ(failure(files, {{"signature.docker", std::string()}}),
+              "option signature.docker must be the text of the payload's .minisig file (1 to 4096 bytes), got 0 bytes");
+    EXPECT_EQ(failure(files, {{"signature.docker", std::string(5000, 'a')}}),
+              "option signature.docker must be the text of the payload's .minisig file (1 to 4096 bytes), got 5000 bytes");
+    EXPECT_EQ(failure(files, {{"allow_downgrade", std::uint32_t{1}}}), "option allow_downgrade must be a boolean (b), got a value of type u");
 }
 
 std::string descriptorFailure(const std::map<std::string, std::string>& labels, const std::map<std::string, OptionValue>& options)
@@ -107,7 +126,7 @@ TEST(UpgradeRequest, DescriptorsAreLabelledAndSourceOptionsNameThem)
         EXPECT_EQ(descriptorFailure({{"docker", "fd:docker"}}, {{"source.docker", bad}}),
                   "option source.docker must be the path the descriptor was opened from (1 to 4096 printable characters)");
     EXPECT_EQ(descriptorFailure({{"docker", "fd:docker"}}, {{"force", true}}),
-              "unknown option \"force\"; known options are sha256.<payload>, source.<payload>, dry_run and health_timeout_sec");
+              "unknown option \"force\"; known options are sha256.<payload>, signature.<payload>, source.<payload>, allow_downgrade, dry_run and health_timeout_sec");
 }
 
 TEST(UpgradeRequest, SourceOptionsBelongToDescriptors)
