@@ -262,6 +262,27 @@ int runStatus(const GlobalOptions& global, bool json)
         backupsRefused = "unknown (listing them needs root or allowed_groups)";
     }
     const DockerHealth docker = probeDocker(link, global.dockerSocket);
+    // The package manager beside each payload (a method too); an agent older than it has none.
+    using PackageRows = std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, std::vector<std::string>>>;
+    std::optional<std::tuple<PackageRows, std::vector<std::string>>> packages;
+    std::string packagesUnknown;
+    try {
+        packages = link.call([](AgentProxy& a) -> std::optional<std::tuple<PackageRows, std::vector<std::string>>> {
+            try {
+                return a.ListPayloadPackages();
+            } catch (const sdbus::Error& e) {
+                if (e.getName() == "org.freedesktop.DBus.Error.UnknownMethod")
+                    return std::nullopt;
+                throw;
+            }
+        });
+        if (!packages)
+            packagesUnknown = "unknown (this agent does not report them)";
+    } catch (const CliError& e) {
+        if (e.code() != exitAccessDenied)
+            throw;
+        packagesUnknown = "unknown (listing them needs root or allowed_groups)";
+    }
 
     if (json) {
         nlohmann::json j{
@@ -276,6 +297,22 @@ int runStatus(const GlobalOptions& global, bool json)
             {"backups", backups ? nlohmann::json(*backups) : nlohmann::json(nullptr)},
             {"docker", {{"socket", global.dockerSocket}, {"healthy", docker.answered}, {"version", docker.version}, {"error", docker.error}}},
         };
+        if (packages) {
+            nlohmann::json rows = nlohmann::json::array();
+            for (const auto& p : std::get<0>(*packages)) {
+                nlohmann::json owners = nlohmann::json::array();
+                for (std::size_t at = 0, next = 0; at < p.get<2>().size(); at = next + 1) {
+                    next = std::min(p.get<2>().find(',', at), p.get<2>().size());
+                    owners.push_back(p.get<2>().substr(at, next - at));
+                }
+                rows.push_back({{"payload", p.get<0>()}, {"path", p.get<1>()}, {"packages", owners}, {"diverted_to", p.get<3>()},
+                                {"diverted_by", p.get<4>()}, {"held", p.get<5>()}, {"warnings", p.get<6>()}});
+            }
+            j["packages"] = rows;
+            j["host_warnings"] = std::get<1>(*packages);
+        } else {
+            j["packages"] = nullptr;
+        }
         say(j.dump(2));
         return exitSuccess;
     }
@@ -293,6 +330,27 @@ int runStatus(const GlobalOptions& global, bool json)
                         " engine restart(s) since the agent started" + (s.lastHealthCheckUsec ? "" : ", no check yet"));
     row("Docker:", docker.answered ? "healthy (" + global.dockerSocket + " answers /_ping; engine " + docker.version + ")"
                                    : "not answering (" + docker.error + ")");
+    if (!packages) {
+        row("Packages:", packagesUnknown);
+    } else {
+        const char* label = "Packages:";
+        for (const auto& p : std::get<0>(*packages)) {
+            std::string line = p.get<0>() + "  " + p.get<1>() + ": ";
+            if (p.get<2>().empty()) {
+                line += "no package";
+            } else {
+                line += "package " + p.get<2>() + ", " +
+                        (p.get<3>().empty() ? "not diverted" : "diverted to " + p.get<3>() + " (" + p.get<4>() + ")") + ", " +
+                        (p.get<5>() ? "held" : "not held");
+            }
+            row(label, line);
+            label = "";
+            for (const auto& w : p.get<6>())
+                row("", "warning: " + w);
+        }
+        for (const auto& w : std::get<1>(*packages))
+            row(label, "warning: " + w);
+    }
     std::fflush(stdout);
     return exitSuccess;
 }

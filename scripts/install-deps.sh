@@ -44,3 +44,14 @@ if [ ! -x "$exporter_dir/usr/bin/prometheus-node-exporter" ]; then
       { apt-get update -q && apt-get download -q prometheus-node-exporter; }; } &&
     dpkg-deb -x prometheus-node-exporter_*.deb . && rm -f prometheus-node-exporter_*.deb )
 fi
+
+# Debian's docker.io and needrestart packages themselves (.deb files, not
+# installed here): the packaged-engine test installs them into a sandbox's
+# own root with `dpkg --root`, their maintainer scripts left out.
+debs_dir="$(dirname "$0")/../.cache/debs"
+if ! ls "$debs_dir"/docker.io_*.deb "$debs_dir"/needrestart_*.deb >/dev/null 2>&1; then
+  echo "== downloading docker.io and needrestart into $debs_dir"
+  mkdir -p "$debs_dir"
+  ( cd "$debs_dir" && { apt-get download -q docker.io needrestart ||
+      { apt-get update -q && apt-get download -q docker.io needrestart; }; } )
+fi

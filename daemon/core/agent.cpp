@@ -805,6 +805,19 @@ void Agent::installedPayloads(std::function<void(std::vector<SetMember>, std::ex
     });
 }
 
+Task<PackageReport> Agent::payloadPackages()
+{
+    auto describe = [root = impl_->config.agent.dpkgRoot, payloads = impl_->config.payloads] { return describePayloadPackages(root, payloads); };
+    co_return co_await runOffLoop(impl_->pool, std::move(describe));
+}
+
+void Agent::payloadPackages(std::function<void(PackageReport, std::exception_ptr)> done)
+{
+    boost::asio::co_spawn(impl_->io, payloadPackages(), [done = std::move(done)](std::exception_ptr error, PackageReport report) {
+        done(std::move(report), error);
+    });
+}
+
 Task<std::string> Agent::reload() { return impl_->reload(); }
 
 void Agent::reload(std::function<void(const std::string&, std::exception_ptr)> done)

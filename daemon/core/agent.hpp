@@ -16,6 +16,7 @@
 #include "async.hpp"
 #include "config.hpp"
 #include "engine_api.hpp"
+#include "payload_packages.hpp"
 #include "unit_control.hpp"
 #include "transaction.hpp"
 #include "unique_fd.hpp"
@@ -67,6 +68,10 @@ public:
     // `done` gets the members or the error, on the loop.
     Task<std::vector<SetMember>> installedPayloads();
     void installedPayloads(std::function<void(std::vector<SetMember> members, std::exception_ptr error)> done);
+
+    // The package manager beside each payload (core/payload_packages.hpp), read off the loop.
+    Task<PackageReport> payloadPackages();
+    void payloadPackages(std::function<void(PackageReport report, std::exception_ptr error)> done);
 
     // Re-reads the config file (a broken one is refused, the old one kept:
     // AgentError(InvalidArgument) with file:line:column) and upgrades from the

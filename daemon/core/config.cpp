@@ -213,7 +213,8 @@ private:
 
     void readAgent(const toml::table& table, AgentSection& agent) const
     {
-        checkKnownKeys(table, "agent", {"bus", "state_dir", "dropin_dir", "keep_backups", "log_level", "allowed_groups", "metrics_file"});
+        checkKnownKeys(table, "agent",
+                       {"bus", "state_dir", "dropin_dir", "keep_backups", "log_level", "allowed_groups", "metrics_file", "dpkg_owned", "dpkg_root"});
         readBus(table, agent.bus);
         readAbsolutePath(table, "state_dir", "agent", agent.stateDir);
         if (const toml::node* node = table.get("state_dir"))
@@ -224,6 +225,15 @@ private:
         if (const toml::node* node = table.get("allowed_groups"))
             agent.allowedGroups = readGroups(*node);
         readMetricsFile(table, agent.metricsFile);
+        if (const toml::node* node = table.get("dpkg_owned")) {
+            std::string word;
+            readString(table, "dpkg_owned", "agent", word);
+            const auto mode = fromString<DpkgOwnedMode>(word);
+            if (!mode)
+                fail(node->source(), "agent.dpkg_owned must be \"refuse\" or \"ignore\" (\"divert\" is not built yet), got " + inQuotes(word));
+            agent.dpkgOwned = *mode;
+        }
+        readAbsolutePath(table, "dpkg_root", "agent", agent.dpkgRoot);
     }
 
     void readMetricsFile(const toml::table& table, std::filesystem::path& file) const

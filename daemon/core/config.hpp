@@ -42,6 +42,19 @@ struct SourcePosition {
     bool operator==(const SourcePosition&) const { return true; }
 };
 
+// [agent] dpkg_owned: what an upgrade does with a target a Debian package owns.
+enum class DpkgOwnedMode {
+    Refuse,  // refuse the upgrade, naming the package and the fix
+    Ignore,  // install it anyway (the package's next upgrade puts its own file back)
+};
+
+template <>
+struct Words<DpkgOwnedMode> {
+    using enum DpkgOwnedMode;
+    static constexpr std::array<Word<DpkgOwnedMode>, 2> table{{{Refuse, "refuse"}, {Ignore, "ignore"}}};
+};
+static_assert(tableIsWhole<DpkgOwnedMode>(2));
+
 struct AgentSection {
     std::string bus = "system";  // "system", "user", or a D-Bus address
     std::filesystem::path stateDir = "/var/lib/armdock";
@@ -52,6 +65,8 @@ struct AgentSection {
     std::vector<std::string> allowedGroups;  // group names or numeric gids
     // Prometheus text file for node-exporter's textfile collector; empty: none.
     std::filesystem::path metricsFile = "/var/lib/prometheus/node-exporter/armdock.prom";
+    DpkgOwnedMode dpkgOwned = DpkgOwnedMode::Refuse;
+    std::filesystem::path dpkgRoot = "/";  // dpkg's --root: its database is ROOT/var/lib/dpkg
 
     bool operator==(const AgentSection&) const = default;
 };

@@ -26,6 +26,7 @@
 #include "health_check.hpp"
 #include "held_restart.hpp"
 #include "logging.hpp"
+#include "package_owner.hpp"
 #include "process_start.hpp"
 #include "sha_digest.hpp"
 #include "staging.hpp"
@@ -471,6 +472,70 @@ Task<TransactionOutcome> TransactionRunner::rollBack(RollbackRequest r)
 
 // --- the steps of run()
 
+namespace {
+
+// "dpkg-divert" or "dpkg-divert --root R": the commands of the advice work on the agent's dpkg_root.
+std::string dpkgCommand(const std::string& program, const fs::path& root)
+{
+    return root.lexically_normal() == "/" ? program : program + " --root " + root.string();
+}
+
+std::string listedPackages(const std::vector<std::string>& packages)
+{
+    std::string out;
+    for (const auto& p : packages)
+        out += (out.empty() ? "" : ", ") + p;
+    return out;
+}
+
+}  // namespace
+
+// Before anything is copied: a target that a Debian package owns, not
+// diverted, would be put back by that package's next upgrade ([agent] dpkg_owned).
+Task<void> TransactionRunner::checkPackageOwners(Attempt& a)
+{
+    if (a.isRollback())
+        co_return;  // a rollback puts back what was installed, packaged or not
+    std::vector<fs::path> targets;
+    for (const auto& p : a.plan.payloads)
+        if (!p.removeTarget && p.linkTarget.empty())
+            targets.push_back(p.spec->path);
+    if (targets.empty())
+        co_return;
+    const fs::path root = config_.agent.dpkgRoot;
+    const auto owners = co_await runOffLoop(s_.pool, [&] { return findPackageOwners(root, targets); });
+    for (const auto& p : a.plan.payloads) {
+        const auto found = owners.find(p.spec->path);
+        if (found == owners.end() || found->second.packages.empty())
+            continue;
+        const PackageOwnership& owner = found->second;
+        const std::string target = p.spec->path.string();
+        const std::string& listed = owner.listedAs;  // what dpkg's commands name it by
+        const std::string packages = listedPackages(owner.packages);
+        if (owner.diverted()) {
+            spdlog::info("transaction {}: payload {}: {} belongs to package {} and is diverted to {} ({} diversion): the package's next "
+                         "version goes there",
+                         a.tx(), p.spec->name, target, packages, owner.divertedTo, owner.divertedBy);
+            continue;
+        }
+        const std::string why = "payload " + p.spec->name + ": " + target + " belongs to package " + packages + " (`" +
+                                dpkgCommand("dpkg", root) + " -S " + listed + "`): its next upgrade (apt-get upgrade, unattended-upgrades) "
+                                "would put the packaged file back over the one the agent installs";
+        if (config_.agent.dpkgOwned == DpkgOwnedMode::Ignore) {
+            spdlog::warn("transaction {}: {}; installing it anyway (dpkg_owned = \"ignore\")", a.tx(), why);
+            continue;
+        }
+        throw AgentError(ErrorKind::PayloadRejected,
+                         why + ". Divert the packaged file (`" + dpkgCommand("dpkg-divert", root) + " --local --divert " + listed +
+                             ".distrib --add " + listed + "`: the package's next version goes to " + target + ".distrib) and hold it (`" +
+                             (root.lexically_normal() == "/" ? "apt-mark hold " + owner.packages.front()
+                                                              : "echo '" + owner.packages.front() + " hold' | dpkg --root " + root.string() +
+                                                                    " --set-selections") +
+                             "`), then upgrade again; or set [agent] dpkg_owned = \"ignore\" in " +
+                             config_.sourceFile.string() + " to install it anyway");
+    }
+}
+
 Task<void> TransactionRunner::stage(Attempt& a)
 {
     report(AgentState::Staging, 10, "copying " + std::to_string(a.plan.payloads.size()) + " payload(s) beside their targets");
@@ -848,6 +913,7 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
     // Staging: all of it while Docker still runs, so the downtime holds no copying.
     std::string refusal;
     try {
+        co_await checkPackageOwners(a);
         co_await stage(a);
         co_await describeNewSet(a);
         co_await checkLiveRestore(a);

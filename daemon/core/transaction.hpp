@@ -91,6 +91,7 @@ private:
     struct Attempt;  // one run(): its plan, what it staged, the sets on each side
     struct RollbackRequest;
     // The steps of run(), in order.
+    Task<void> checkPackageOwners(Attempt& a);
     Task<void> stage(Attempt& a);
     FileAttributes attributesToStage(Attempt& a, const PlannedPayload& p);
     Task<void> describeNewSet(Attempt& a);

@@ -192,6 +192,29 @@ void AgentObject::ListPayloads(sdbus::Result<std::vector<sdbus::Struct<std::stri
     });
 }
 
+void AgentObject::ListPayloadPackages(sdbus::Result<std::vector<PackageRow>, std::vector<std::string>>&& result)
+{
+    using Reply = sdbus::Result<std::vector<PackageRow>, std::vector<std::string>>;
+    serve(result, "ListPayloadPackages", [&] {
+        auto pending = std::make_shared<Reply>(std::move(result));
+        agent_.payloadPackages([this, pending](PackageReport report, std::exception_ptr error) {
+            if (error) {
+                replyError(*pending, "ListPayloadPackages", error);
+            } else {
+                std::vector<PackageRow> rows;
+                for (const auto& p : report.payloads) {
+                    std::string packages;
+                    for (const auto& name : p.owner.packages)
+                        packages += (packages.empty() ? "" : ",") + name;
+                    rows.emplace_back(p.payload, p.target.string(), packages, p.owner.divertedTo, p.owner.divertedBy, p.held, p.warnings);
+                }
+                pending->returnResults(rows, report.hostWarnings);
+            }
+            driver_.kick();  // a reply sent outside a bus callback
+        });
+    });
+}
+
 // Answered when the reload is done (its file work runs off the loop).
 void AgentObject::Reload(sdbus::Result<>&& result)
 {

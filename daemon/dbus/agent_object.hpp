@@ -55,6 +55,8 @@ private:
     void ListBackupSets(
         sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, std::string, std::string, bool, std::string>>>&& result) override;
     void ListPayloads(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, bool, std::string, std::string>>>&& result) override;
+    using PackageRow = sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, std::vector<std::string>>;
+    void ListPayloadPackages(sdbus::Result<std::vector<PackageRow>, std::vector<std::string>>&& result) override;
     void Reload(sdbus::Result<>&& result) override;
 
     std::string State() override;

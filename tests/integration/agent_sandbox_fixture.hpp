@@ -29,9 +29,11 @@ protected:
         sandbox = std::make_unique<Sandbox>(sandboxOptions);
         std::map<std::string, std::string> settings{{"docker.health_timeout_sec", "10"}, {"docker.grace_sec", "2"}};
         for (auto [k, v] : set) {
-            // @ENGINE@ stands for the engine payload's path, known only once the sandbox exists.
+            // @ENGINE@ stands for the engine payload's path, @ROOT@ for the payload root, known only once the sandbox exists.
             if (auto at = v.find("@ENGINE@"); at != std::string::npos)
                 v.replace(at, 8, sandbox->payloadPath("docker").string());
+            if (auto at = v.find("@ROOT@"); at != std::string::npos)
+                v.replace(at, 6, sandbox->root().string());
             settings[k] = v;
         }
         // @ROOT@ in extraToml stands for the sandbox's payload root.

@@ -24,7 +24,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::vector<std::string> methods = {"Upgrade", "UpgradeFds", "Rollback", "Cancel", "ListBackups", "ListPayloads", "Reload"};
+const std::vector<std::string> methods = {"Upgrade", "UpgradeFds", "Rollback", "Cancel", "ListBackups", "ListPayloads", "ListPayloadPackages",
+                                          "Reload"};
 
 constexpr const char* agentDenied = "error io.armdock.Agent1.Error.AccessDenied:";
 constexpr const char* busDenied = "error org.freedesktop.DBus.Error.AccessDenied:";
@@ -51,6 +52,8 @@ std::string reachedAgent(const std::string& method)
         return "ok 0 backups";
     if (method == "ListPayloads")
         return "ok 2 payloads";  // docker and dockerinit
+    if (method == "ListPayloadPackages")
+        return "ok 2 payloads";
     return "ok done";  // Reload
 }
 

@@ -4,7 +4,7 @@
 // bus's refusal (org.freedesktop.DBus.Error.AccessDenied) from the agent's
 // (io.armdock.Agent1.Error.AccessDenied).
 //
-//   WHAT: Upgrade | UpgradeFds | Rollback | Cancel | ListBackups | ListPayloads | Reload   the methods
+//   WHAT: Upgrade | UpgradeFds | Rollback | Cancel | ListBackups | ListPayloads | ListPayloadPackages | Reload   the methods
 //         (Upgrade asks for a file that does not exist, UpgradeFds passes /dev/null)
 //         Get:NAME | GetAll | Introspect | Ping                 the open interfaces
 //         Own                                                   request the agent's bus name
@@ -69,6 +69,12 @@ std::string call(sdbus::IConnection& connection, sdbus::IProxy& proxy, const std
     if (what == "ListPayloads") {
         std::vector<sdbus::Struct<std::string, std::string, bool, std::string, std::string>> payloads;
         proxy.callMethod("ListPayloads").onInterface(agentInterface).storeResultsTo(payloads);
+        return std::to_string(payloads.size()) + " payloads";
+    }
+    if (what == "ListPayloadPackages") {
+        std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, std::vector<std::string>>> payloads;
+        std::vector<std::string> hostWarnings;
+        proxy.callMethod("ListPayloadPackages").onInterface(agentInterface).storeResultsTo(payloads, hostWarnings);
         return std::to_string(payloads.size()) + " payloads";
     }
     if (what.starts_with("Get:")) {

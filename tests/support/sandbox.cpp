@@ -485,7 +485,7 @@ std::string Sandbox::busAddress() const
 std::filesystem::path Sandbox::payloadPath(const std::string& name) const
 {
     if (name == "docker" || name == "dockerd")
-        return root() / "usr/bin/dockerd";
+        return root() / options_.enginePath;
     if (name == "dockerinit")
         return root() / "usr/lib/docker/dockerinit";
     if (name == "containerd")

@@ -59,6 +59,10 @@ struct SandboxOptions {
     // containerd leaves dockerd running. Else the unit runs /usr/bin/containerd
     // and docker.service Requires= it.
     bool containerdPayload = false;
+    // Where under root() the engine payload lies (and docker.service runs it):
+    // usr/bin/dockerd as docker-ce has it, or usr/sbin/dockerd as Debian's
+    // docker.io (a test that installs that package into the root).
+    std::filesystem::path enginePath = "usr/bin/dockerd";
     // More arguments on dockerd's command line, e.g. {"--live-restore"}.
     std::vector<std::string> dockerdArgs;
     // docker.socket is PartOf=docker.service, as Docker 1.10's unit was
@@ -115,7 +119,7 @@ public:
     std::filesystem::path configHome() const { return dir_ / "config"; }
     std::filesystem::path unitDir() const { return dir_ / "config/systemd/user"; }
     std::filesystem::path root() const { return dir_ / "root"; }  // payload root
-    // "docker" -> root/usr/bin/dockerd, "dockerinit" -> root/usr/lib/docker/dockerinit.
+    // "docker" -> root/usr/bin/dockerd (SandboxOptions::enginePath), "dockerinit" -> root/usr/lib/docker/dockerinit.
     std::filesystem::path payloadPath(const std::string& name) const;
     std::filesystem::path stateDir() const { return dir_ / "state"; }
     std::filesystem::path dropinDir() const { return dir_ / "incoming"; }

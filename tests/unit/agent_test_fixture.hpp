@@ -219,6 +219,8 @@ protected:
     virtual std::string extraDocker() const { return ""; }
     // More tables after the payloads ([hooks]...).
     virtual std::string extraTables() const { return ""; }
+    // More [agent] keys.
+    virtual std::string extraAgent() const { return ""; }
 
     fs::path enginePath() const { return dir / "root/usr/bin/docker"; }
     fs::path initPath() const { return dir / "root/usr/lib/docker/dockerinit"; }
@@ -226,7 +228,7 @@ protected:
     Config makeConfig()
     {
         std::string toml = "[agent]\nstate_dir = \"" + (dir / "state").string() + "\"\ndropin_dir = \"" + (dir / "incoming").string() +
-                           "\"\nkeep_backups = 2\n[docker]\ngrace_sec = 0\nhealth_timeout_sec = 2\nexpect_containers_back = false\n"
+                           "\"\nkeep_backups = 2\n" + extraAgent() + "[docker]\ngrace_sec = 0\nhealth_timeout_sec = 2\nexpect_containers_back = false\n"
                            "dockerinit_pairing = false\n"
                            // No process runs these fake engine files: the exe check has its own tests
                            // (test_health_check.cpp, and the sandbox's test_engine_identity.cpp).
