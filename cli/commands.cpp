@@ -413,6 +413,14 @@ int runRollback(const GlobalOptions& global, const WaitOptions& wait, const std:
     return startedTransaction(link, to.empty() ? "rollback" : "rollback to " + to, tx, wait);
 }
 
+int runRelease(const GlobalOptions& global, const WaitOptions& wait)
+{
+    AgentLink link(global.bus);
+    link.call([](AgentProxy& a) { a.primeLive(); });
+    const std::string tx = link.call([](AgentProxy& a) { return a.Release(); });
+    return startedTransaction(link, "release of the packaged files", tx, wait);
+}
+
 int runCancel(const GlobalOptions& global)
 {
     AgentLink link(global.bus);

@@ -33,6 +33,8 @@ struct UpgradeOptions {
 int runStatus(const GlobalOptions& global, bool json);
 int runUpgrade(const GlobalOptions& global, const UpgradeOptions& options);
 int runRollback(const GlobalOptions& global, const WaitOptions& wait, const std::string& to);
+// The agent's Release: the packaged files installed again, the agent's diversions and holds removed.
+int runRelease(const GlobalOptions& global, const WaitOptions& wait);
 int runCancel(const GlobalOptions& global);
 int runBackups(const GlobalOptions& global, bool json);
 // The agent's ListPayloads: what a fleet rollout compares with the SHA-256s it would install.

@@ -59,6 +59,9 @@ int main(int argc, char** argv)
     auto* rollback = app.add_subcommand("rollback", "go back to the previous engine (the newest healthy backup set that differs)");
     rollback->add_option("--to", rollbackTo, "install this backup set (an ID from `armdockctl backups`)")->type_name("ID");
     addWaitOptions(rollback, rollbackWait);
+    WaitOptions releaseWait;
+    auto* release = app.add_subcommand("release", "install the packaged files the agent diverted again, and remove its diversions and holds");
+    addWaitOptions(release, releaseWait);
     auto* cancel = app.add_subcommand("cancel", "stop the running transaction at its next safe point");
     auto* backups = app.add_subcommand("backups", "list the backup sets, newest first");
     backups->add_flag("--json", json, "print a JSON array");
@@ -81,6 +84,8 @@ int main(int argc, char** argv)
             return runUpgrade(global, upgrade);
         if (rollback->parsed())
             return runRollback(global, rollbackWait, rollbackTo);
+        if (release->parsed())
+            return runRelease(global, releaseWait);
         if (cancel->parsed())
             return runCancel(global);
         if (backups->parsed())

@@ -13,7 +13,7 @@ _armdockctl()
         cword=$COMP_CWORD
     fi
 
-    local commands="status upgrade rollback cancel backups payloads reload watch"
+    local commands="status upgrade rollback release cancel backups payloads reload watch"
     local global="--bus --docker-socket --version --help"
 
     case $prev in
@@ -48,7 +48,8 @@ _armdockctl()
         "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur")); return ;;
         status|backups|payloads) options="--json" ;;
         upgrade) options="--docker --dockerinit --payload --sha256 --signature --allow-downgrade --dry-run --health-timeout --no-wait --timeout" ;;
-        rollback) options="--no-wait --timeout" ;;
+        rollback) options="--to --no-wait --timeout" ;;
+        release) options="--no-wait --timeout" ;;
         *) options="" ;;
     esac
     COMPREPLY=($(compgen -W "$options --help --bus --docker-socket" -- "$cur"))

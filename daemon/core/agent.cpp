@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -398,6 +399,70 @@ struct Agent::Impl {
                                config.trust, spec && spec->engine, request.allowDowngrade);
     }
 
+    DiversionRecord diversionRecord() const { return DiversionRecord(config.agent.stateDir / "dpkg-diversions.json"); }
+
+    std::string startRelease()
+    {
+        ensureIdle();
+        ensureSetWhole();
+        const DiversionRecord record = diversionRecord();
+        std::vector<AgentDiversion> all;
+        try {
+            all = record.load();  // a few hundred bytes
+        } catch (const std::exception& e) {
+            throw AgentError(ErrorKind::Failed, e.what());
+        }
+        TransactionPlan plan;
+        plan.id = newTransactionId();
+        plan.kind = TransactionKind::Upgrade;
+        plan.release = true;
+        plan.healthTimeout = seconds(config.docker.healthTimeoutSec);
+        for (const auto& d : all) {
+            const PayloadSpec* spec = config.findPayload(d.payload);
+            if (!d.committed || !spec || spec->path != d.target)
+                continue;
+            PlannedPayload p;
+            p.spec = spec;
+            p.source = openAndCheckSource(d.payload, distribPath(d).string(), rules());
+            plan.payloads.push_back(std::move(p));
+        }
+        if (plan.payloads.empty())
+            throw AgentError(ErrorKind::InvalidArgument, "nothing to release: the agent has diverted no packaged file of a configured payload (" +
+                                                             record.file().string() + " lists none)");
+        launch(std::move(plan));
+        return status.transaction;
+    }
+
+    // After a crash: diversions whose transaction left no journal behind and never committed are undone.
+    void undoOrphanedDiversions()
+    {
+        const DiversionRecord record = diversionRecord();
+        std::vector<AgentDiversion> all;
+        try {
+            all = record.load();
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+            return;
+        }
+        if (std::all_of(all.begin(), all.end(), [](const AgentDiversion& d) { return d.committed; }))
+            return;
+        std::vector<AgentDiversion> kept;
+        for (const auto& d : all) {
+            if (d.committed) {
+                kept.push_back(d);
+                continue;
+            }
+            try {
+                undoDiversion(config.agent.dpkgRoot, d);
+                spdlog::warn("payload {}: the diversion of {} by transaction {}, which never committed, was undone", d.payload, d.listedAs, d.transaction);
+            } catch (const std::exception& e) {
+                spdlog::error("payload {}: cannot undo the diversion of {}: {}", d.payload, d.listedAs, e.what());
+                kept.push_back(d);
+            }
+        }
+        record.save(kept);
+    }
+
     // UpgradeFds: each source is labelled fd:NAME in messages unless source.NAME says which path it is.
     std::string startUpgradeFds(std::map<std::string, UniqueFd> descriptors, const std::map<std::string, OptionValue>& options)
     {
@@ -700,6 +765,8 @@ Task<void> Agent::startUp()
         spdlog::critical("{}; moving it aside and checking the engine", e.what());
         moveAside(d.journal->file(), d.rejectedDir(), e.what());
     }
+    if (!pending)
+        d.undoOrphanedDiversions();  // rare (a crash while diverting and a lost journal): before the bus name, so nothing races it
     if (pending) {
         d.running = true;
         d.status.transaction = pending->begin.transaction;
@@ -768,6 +835,7 @@ std::string Agent::upgradeFds(std::map<std::string, UniqueFd> files, const std::
 }
 
 std::string Agent::rollback() { return impl_->startRollback(); }
+std::string Agent::release() { return impl_->startRelease(); }
 std::string Agent::rollbackTo(const std::string& id) { return impl_->startRollbackTo(id); }
 
 void Agent::cancel()

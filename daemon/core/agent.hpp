@@ -58,6 +58,10 @@ public:
     // descriptor, each verified as a path's file would be.
     std::string upgradeFds(std::map<std::string, UniqueFd> files, const std::map<std::string, OptionValue>& options);
     std::string rollback();
+    // dpkg_owned = "divert": installs the packaged files again (each diverted
+    // target's TARGET.distrib) as an upgrade, then removes the agent's
+    // diversions and holds. InvalidArgument when it made none.
+    std::string release();
     // Installs backup set `id` through the same path as rollback(); the set
     // that is installed is started again and checked. NoBackup when there is
     // no such set, PayloadRejected when it lacks a configured payload.

@@ -166,6 +166,21 @@ private:
         readScalar(table, key, tableName, out, "true or false");
     }
 
+    // One of the words of E's table (vocabulary.hpp); `allowed` lists them for the message.
+    template <typename E>
+    void readWord(const toml::table& table, const std::string& key, std::string_view tableName, const std::string& allowed, E& out) const
+    {
+        const toml::node* node = table.get(key);
+        if (!node)
+            return;
+        std::string word;
+        readString(table, key, tableName, word);
+        const auto value = fromString<E>(word);
+        if (!value)
+            fail(node->source(), dotted(tableName, key) + " must be " + allowed + ", got " + inQuotes(word));
+        out = *value;
+    }
+
     void readUnsigned(const toml::table& table, const std::string& key, std::string_view tableName, unsigned min,
                       unsigned max, unsigned& out) const
     {
@@ -225,14 +240,7 @@ private:
         if (const toml::node* node = table.get("allowed_groups"))
             agent.allowedGroups = readGroups(*node);
         readMetricsFile(table, agent.metricsFile);
-        if (const toml::node* node = table.get("dpkg_owned")) {
-            std::string word;
-            readString(table, "dpkg_owned", "agent", word);
-            const auto mode = fromString<DpkgOwnedMode>(word);
-            if (!mode)
-                fail(node->source(), "agent.dpkg_owned must be \"refuse\" or \"ignore\" (\"divert\" is not built yet), got " + inQuotes(word));
-            agent.dpkgOwned = *mode;
-        }
+        readWord(table, "dpkg_owned", "agent", "\"refuse\", \"divert\" or \"ignore\"", agent.dpkgOwned);
         readAbsolutePath(table, "dpkg_root", "agent", agent.dpkgRoot);
     }
 
@@ -318,14 +326,7 @@ private:
         readUnsigned(table, "max_restarts_per_hour", "docker", 0, 1000, docker.maxRestartsPerHour);
         readBool(table, "expect_containers_back", "docker", docker.expectContainersBack);
         readBool(table, "check_main_exe", "docker", docker.checkMainExe);
-        if (const toml::node* node = table.get("live_restore")) {
-            std::string word;
-            readString(table, "live_restore", "docker", word);
-            const auto mode = fromString<LiveRestoreMode>(word);
-            if (!mode)
-                fail(node->source(), "docker.live_restore must be \"auto\", \"require\" or \"off\", got " + inQuotes(word));
-            docker.liveRestore = *mode;
-        }
+        readWord(table, "live_restore", "docker", "\"auto\", \"require\" or \"off\"", docker.liveRestore);
         readBool(table, "hold_socket", "docker", docker.holdSocket);
         if (docker.holdSocket && docker.socketUnit.empty())
             fail(table.get("hold_socket")->source(), "docker.hold_socket = true needs docker.socket_unit: with socket_unit = \"\" "

@@ -45,15 +45,16 @@ struct SourcePosition {
 // [agent] dpkg_owned: what an upgrade does with a target a Debian package owns.
 enum class DpkgOwnedMode {
     Refuse,  // refuse the upgrade, naming the package and the fix
+    Divert,  // divert the packaged file and hold its package, as part of the transaction (core/dpkg_diversions.hpp)
     Ignore,  // install it anyway (the package's next upgrade puts its own file back)
 };
 
 template <>
 struct Words<DpkgOwnedMode> {
     using enum DpkgOwnedMode;
-    static constexpr std::array<Word<DpkgOwnedMode>, 2> table{{{Refuse, "refuse"}, {Ignore, "ignore"}}};
+    static constexpr std::array<Word<DpkgOwnedMode>, 3> table{{{Refuse, "refuse"}, {Divert, "divert"}, {Ignore, "ignore"}}};
 };
-static_assert(tableIsWhole<DpkgOwnedMode>(2));
+static_assert(tableIsWhole<DpkgOwnedMode>(3));
 
 struct AgentSection {
     std::string bus = "system";  // "system", "user", or a D-Bus address

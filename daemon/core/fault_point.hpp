@@ -13,9 +13,9 @@
 
 namespace armdock {
 
-inline constexpr std::array<std::string_view, 17> faultPoints = {
-    // An upgrade, in its order.
-    "after-begin", "after-stage", "after-backup", "before-stop", "after-stop", "after-first-rename", "after-rename",
+inline constexpr std::array<std::string_view, 18> faultPoints = {
+    // An upgrade, in its order ("after-divert": dpkg_owned = "divert" only).
+    "after-begin", "after-stage", "after-backup", "after-divert", "before-stop", "after-stop", "after-first-rename", "after-rename",
     "after-swap", "after-start", "after-check", "after-commit",
     // A rollback (also a recovery's), and the restore inside it.
     "rollback-begin", "rollback-after-stop", "restore-after-copy", "restore-after-rename", "rollback-after-restore",

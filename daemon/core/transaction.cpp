@@ -9,12 +9,14 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <cstring>
 #include <system_error>
 
@@ -146,6 +148,7 @@ struct TransactionRunner::Attempt {
     std::vector<RestartBatch> restarts;  // with holdSocket: instead of stopping and starting `units`
     bool cancelled = false;
     bool backupDamaged = false;  // a rollback's backup did not hash to its manifest
+    std::vector<AgentDiversion> diversions;  // dpkg_owned = "divert": what divertPackaged makes
 
     const std::string& tx() const { return plan.id; }
     bool isRollback() const { return plan.kind == TransactionKind::Rollback; }
@@ -178,7 +181,10 @@ struct TransactionRunner::RollbackRequest {
     std::vector<std::string> units;   // the units the transaction restarts
 };
 
-TransactionRunner::TransactionRunner(const Config& config, Services services) : config_(config), s_(std::move(services)) {}
+TransactionRunner::TransactionRunner(const Config& config, Services services)
+    : config_(config), s_(std::move(services)), diversions_(config.agent.stateDir / "dpkg-diversions.json")
+{
+}
 
 void TransactionRunner::report(AgentState state, unsigned percent, const std::string& message)
 {
@@ -480,14 +486,6 @@ std::string dpkgCommand(const std::string& program, const fs::path& root)
     return root.lexically_normal() == "/" ? program : program + " --root " + root.string();
 }
 
-std::string listedPackages(const std::vector<std::string>& packages)
-{
-    std::string out;
-    for (const auto& p : packages)
-        out += (out.empty() ? "" : ", ") + p;
-    return out;
-}
-
 }  // namespace
 
 // Before anything is copied: a target that a Debian package owns, not
@@ -503,15 +501,19 @@ Task<void> TransactionRunner::checkPackageOwners(Attempt& a)
     if (targets.empty())
         co_return;
     const fs::path root = config_.agent.dpkgRoot;
-    const auto owners = co_await runOffLoop(s_.pool, [&] { return findPackageOwners(root, targets); });
+    std::set<std::string> held;
+    const auto owners = co_await runOffLoop(s_.pool, [&] {
+        held = heldPackages(root);
+        return findPackageOwners(root, targets);
+    });
     for (const auto& p : a.plan.payloads) {
         const auto found = owners.find(p.spec->path);
         if (found == owners.end() || found->second.packages.empty())
             continue;
         const PackageOwnership& owner = found->second;
         const std::string target = p.spec->path.string();
-        const std::string& listed = owner.listedAs;  // what dpkg's commands name it by
-        const std::string packages = listedPackages(owner.packages);
+        const std::string& dpkgName = owner.listedAs;  // what dpkg's commands name it by
+        const std::string packages = listed(owner.packages);
         if (owner.diverted()) {
             spdlog::info("transaction {}: payload {}: {} belongs to package {} and is diverted to {} ({} diversion): the package's next "
                          "version goes there",
@@ -519,21 +521,135 @@ Task<void> TransactionRunner::checkPackageOwners(Attempt& a)
             continue;
         }
         const std::string why = "payload " + p.spec->name + ": " + target + " belongs to package " + packages + " (`" +
-                                dpkgCommand("dpkg", root) + " -S " + listed + "`): its next upgrade (apt-get upgrade, unattended-upgrades) "
+                                dpkgCommand("dpkg", root) + " -S " + dpkgName + "`): its next upgrade (apt-get upgrade, unattended-upgrades) "
                                 "would put the packaged file back over the one the agent installs";
         if (config_.agent.dpkgOwned == DpkgOwnedMode::Ignore) {
             spdlog::warn("transaction {}: {}; installing it anyway (dpkg_owned = \"ignore\")", a.tx(), why);
             continue;
         }
+        if (config_.agent.dpkgOwned == DpkgOwnedMode::Divert) {
+            const std::string& package = owner.packages.front();
+            a.diversions.push_back({p.spec->name, p.spec->path, dpkgName, package, !held.contains(package), a.tx(), false});
+            continue;
+        }
         throw AgentError(ErrorKind::PayloadRejected,
-                         why + ". Divert the packaged file (`" + dpkgCommand("dpkg-divert", root) + " --local --divert " + listed +
-                             ".distrib --add " + listed + "`: the package's next version goes to " + target + ".distrib) and hold it (`" +
+                         why + ". Divert the packaged file (`" + dpkgCommand("dpkg-divert", root) + " --local --divert " + dpkgName +
+                             ".distrib --add " + dpkgName + "`: the package's next version goes to " + target + ".distrib) and hold it (`" +
                              (root.lexically_normal() == "/" ? "apt-mark hold " + owner.packages.front()
                                                               : "echo '" + owner.packages.front() + " hold' | dpkg --root " + root.string() +
                                                                     " --set-selections") +
                              "`), then upgrade again; or set [agent] dpkg_owned = \"ignore\" in " +
                              config_.sourceFile.string() + " to install it anyway");
     }
+}
+
+Task<std::string> TransactionRunner::divertPackaged(Attempt& a)
+{
+    if (a.diversions.empty() || a.plan.dryRun)
+        co_return std::string();
+    report(AgentState::Staging, 45, "diverting the packaged files and holding their packages");
+    const fs::path root = config_.agent.dpkgRoot;
+    std::string failure;
+    co_await runOffLoop(s_.pool, [&] {
+        // Recorded first: a crash while they are made finds them and undoes them.
+        auto all = diversions_.load();
+        all.insert(all.end(), a.diversions.begin(), a.diversions.end());
+        diversions_.save(all);
+        for (std::size_t i = 0; i < a.diversions.size(); ++i) {
+            const AgentDiversion& d = a.diversions[i];
+            try {
+                makeDiversion(root, d);
+                spdlog::info("transaction {}: payload {}: diverted {} to {}.distrib{}", a.tx(), d.payload, d.listedAs, d.listedAs,
+                             d.heldByAgent ? " and held " + d.package : "");
+                faultPoint("after-divert");
+            } catch (const std::exception& e) {
+                failure = "payload " + d.payload + ": cannot divert the packaged " + d.target.string() + " (package " + d.package + "): " + e.what();
+                // What this one got done is taken back here; it and the ones after it leave the record (the ones before are undone by settleDiversions).
+                try {
+                    undoDiversion(root, d);
+                } catch (const std::exception&) {
+                }
+                struct stat link {}, packaged {};
+                const fs::path distrib = distribPath(d);
+                if (::lstat(distrib.c_str(), &link) == 0 && ::stat(d.target.c_str(), &packaged) == 0 && link.st_ino == packaged.st_ino &&
+                    link.st_dev == packaged.st_dev)
+                    removeDurably(distrib);
+                auto kept = diversions_.load();
+                std::erase_if(kept, [&](const AgentDiversion& r) {
+                    return std::find(a.diversions.begin() + static_cast<std::ptrdiff_t>(i), a.diversions.end(), r) != a.diversions.end();
+                });
+                diversions_.save(kept);
+                break;
+            }
+        }
+    });
+    if (failure.empty())
+        co_return failure;
+    co_await settleDiversions(a.tx(), false);
+    co_return failure + "; fix what dpkg said (`dpkg --audit`, a held lock), or set [agent] dpkg_owned = \"refuse\" and divert it by hand";
+}
+
+Task<void> TransactionRunner::settleDiversions(const std::string& tx, bool committed)
+{
+    const fs::path root = config_.agent.dpkgRoot;
+    co_await runOffLoop(s_.pool, [&] {
+        std::vector<AgentDiversion> all;
+        try {
+            all = diversions_.load();
+        } catch (const std::exception& e) {
+            spdlog::error("{}; the diversions of transaction {} are left as they are", e.what(), tx);
+            return;
+        }
+        if (std::none_of(all.begin(), all.end(), [&](const AgentDiversion& d) { return d.transaction == tx && !d.committed; }))
+            return;
+        std::vector<AgentDiversion> kept;
+        for (auto& d : all) {
+            if (d.transaction != tx || d.committed) {
+                kept.push_back(d);
+                continue;
+            }
+            if (committed) {
+                d.committed = true;
+                kept.push_back(d);
+                continue;
+            }
+            try {
+                undoDiversion(root, d);
+                spdlog::info("transaction {}: payload {}: the diversion of {}{} was undone", tx, d.payload, d.listedAs,
+                             d.heldByAgent ? " and the hold of " + d.package : "");
+            } catch (const std::exception& e) {
+                spdlog::error("transaction {}: payload {}: cannot undo the diversion of {}: {}; it stays recorded in {} and is tried again at the "
+                              "next start", tx, d.payload, d.listedAs, e.what(), diversions_.file().string());
+                kept.push_back(d);
+            }
+        }
+        diversions_.save(kept);
+    });
+}
+
+Task<void> TransactionRunner::releaseDiversions(const Attempt& a)
+{
+    const fs::path root = config_.agent.dpkgRoot;
+    co_await runOffLoop(s_.pool, [&] {
+        auto all = diversions_.load();
+        std::vector<AgentDiversion> kept;
+        for (const auto& d : all) {
+            if (!d.committed || !a.planned(d.payload)) {
+                kept.push_back(d);
+                continue;
+            }
+            try {
+                undoDiversion(root, d, true);
+                spdlog::info("transaction {}: payload {}: released: {} is the package's again (diversion removed{})", a.tx(), d.payload,
+                             d.listedAs, d.heldByAgent ? ", " + d.package + " no longer held" : "");
+            } catch (const std::exception& e) {
+                spdlog::error("transaction {}: payload {}: cannot remove the diversion of {}: {}; run `armdockctl release` again", a.tx(),
+                              d.payload, d.listedAs, e.what());
+                kept.push_back(d);
+            }
+        }
+        diversions_.save(kept);
+    });
 }
 
 Task<void> TransactionRunner::stage(Attempt& a)
@@ -856,6 +972,9 @@ Task<TransactionOutcome> TransactionRunner::commit(Attempt& a)
     report(AgentState::Checking, 95, "committing");
     co_await journalStep(JournalStepKind::Committed);
     faultPoint("after-commit");
+    co_await settleDiversions(a.tx(), true);
+    if (a.plan.release)
+        co_await releaseDiversions(a);
     co_await runOffLoop(s_.pool, [&] { s_.backups.markHealth(a.newSetId, SetHealth::Healthy); });
     co_await removeLeftoversAndJournal(a.begin);
     try {
@@ -871,6 +990,7 @@ Task<TransactionOutcome> TransactionRunner::commit(Attempt& a)
 
 Task<TransactionOutcome> TransactionRunner::abandon(Attempt& a, TransactionOutcome outcome)
 {
+    co_await settleDiversions(a.tx(), false);
     co_await runOffLoop(s_.pool, [&] {
         removeLeftovers(a.begin);
         if (a.backup.created)
@@ -940,6 +1060,9 @@ Task<TransactionOutcome> TransactionRunner::run(TransactionPlan plan)
         co_return co_await abandon(a, {TransactionResult::Rejected, hookFailed + "; nothing was changed and Docker was not interrupted", ""});
     if (s_.cancelRequested())
         co_return co_await abandon(a, {TransactionResult::Cancelled, "cancelled by request before Docker was stopped; nothing was changed", ""});
+    const std::string divertFailed = co_await divertPackaged(a);
+    if (!divertFailed.empty())
+        co_return co_await abandon(a, {TransactionResult::Rejected, divertFailed + "; nothing was changed and Docker was not interrupted", ""});
 
     // The outage: each step journalled before it takes effect.
     TransactionOutcome outcome = co_await outage(a);
@@ -1015,6 +1138,8 @@ Task<TransactionOutcome> TransactionRunner::afterHook(Attempt& a, TransactionOut
 Task<TransactionOutcome> TransactionRunner::rollBackAttempt(Attempt& a, RollbackRequest r)
 {
     auto outcome = co_await rollBack(std::move(r));
+    if (!outcome.journalKept)  // the packaged files are at their targets again
+        co_await settleDiversions(a.tx(), false);
     // A transaction that rolled back adds no backup: the set it saved is the one installed again.
     if (outcome.result != TransactionResult::Failed && a.backup.created)
         co_await runOffLoop(s_.pool, [&] { s_.backups.remove(a.backup.set.id); });
@@ -1030,6 +1155,7 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
 
     if (!journal.has(JournalStepKind::BackedUp) || journal.has(JournalStepKind::Committed)) {
         // Nothing outside the hidden staged files had changed, or the commit was already on disk.
+        co_await settleDiversions(tx, journal.has(JournalStepKind::Committed));
         co_await removeLeftoversAndJournal(begin);
         // The message is shown in Progress and Finished, so a crash after the commit is reported too.
         if (journal.has(JournalStepKind::Committed))
@@ -1042,6 +1168,7 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
     // set it saved is the one installed again.
     const bool backupIsNew = journal.has(JournalStepKind::BackupNew);
     if (!journal.has(JournalStepKind::Stopping)) {
+        co_await settleDiversions(tx, false);
         co_await runOffLoop(s_.pool, [&] {
             removeLeftovers(begin);
             s_.journal.clear();
@@ -1066,6 +1193,8 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
         if (step.step == JournalStepKind::Swap && std::find(r.names.begin(), r.names.end(), step.detail) == r.names.end())
             r.names.push_back(step.detail);
     auto outcome = co_await rollBack(std::move(r));
+    if (!outcome.journalKept)  // the set installed before is back: so are its packaged files
+        co_await settleDiversions(tx, false);
     if (outcome.result != TransactionResult::Failed && backupIsNew)
         co_await runOffLoop(s_.pool, [&] { s_.backups.remove(set->id); });
     // What the crashed transaction left beside the targets (staged copies of the new set).

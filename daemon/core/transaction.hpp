@@ -21,6 +21,7 @@
 #include "file_attributes.hpp"
 #include "health_check.hpp"
 #include "hooks.hpp"
+#include "dpkg_diversions.hpp"
 #include "journal.hpp"
 #include "payload_signature.hpp"
 #include "source_verifier.hpp"
@@ -50,6 +51,7 @@ struct TransactionPlan {
     std::string backupId;              // for a rollback: the set it installs
     bool reinstall = false;            // a rollback to the set that is installed: restart and check it
     std::vector<std::filesystem::path> dropins;  // the drop-in files it applies (journalled)
+    bool release = false;  // armdockctl release: installs the packaged files (TARGET.distrib), then undoes the agent's diversions
 };
 
 struct TransactionOutcome {
@@ -92,6 +94,13 @@ private:
     struct RollbackRequest;
     // The steps of run(), in order.
     Task<void> checkPackageOwners(Attempt& a);
+    // dpkg_owned = "divert": the planned diversions and holds, recorded, then
+    // made (core/dpkg_diversions.hpp); "" or why they could not be (undone then).
+    Task<std::string> divertPackaged(Attempt& a);
+    // The end of a transaction's diversions: kept (it committed) or undone.
+    Task<void> settleDiversions(const std::string& tx, bool committed);
+    // A release that committed: the diversions it replaced the files of go.
+    Task<void> releaseDiversions(const Attempt& a);
     Task<void> stage(Attempt& a);
     FileAttributes attributesToStage(Attempt& a, const PlannedPayload& p);
     Task<void> describeNewSet(Attempt& a);
@@ -149,6 +158,7 @@ private:
 
     const Config& config_;
     Services s_;
+    DiversionRecord diversions_;
 };
 
 }  // namespace armdock

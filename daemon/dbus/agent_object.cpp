@@ -133,6 +133,11 @@ void AgentObject::UpgradeFds(sdbus::Result<std::string>&& result, std::map<std::
     });
 }
 
+void AgentObject::Release(sdbus::Result<std::string>&& result)
+{
+    serve(result, "Release", [&] { result.returnResults(agent_.release()); });
+}
+
 void AgentObject::Rollback(sdbus::Result<std::string>&& result)
 {
     serve(result, "Rollback", [&] { result.returnResults(agent_.rollback()); });

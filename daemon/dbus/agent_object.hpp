@@ -49,6 +49,7 @@ private:
     void UpgradeFds(sdbus::Result<std::string>&& result, std::map<std::string, sdbus::UnixFd> files,
                     std::map<std::string, sdbus::Variant> options) override;
     void Rollback(sdbus::Result<std::string>&& result) override;
+    void Release(sdbus::Result<std::string>&& result) override;
     void RollbackTo(sdbus::Result<std::string>&& result, std::string backup) override;
     void Cancel(sdbus::Result<>&& result) override;
     void ListBackups(sdbus::Result<std::vector<sdbus::Struct<std::string, uint64_t, std::string>>>&& result) override;

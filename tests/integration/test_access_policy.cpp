@@ -24,8 +24,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::vector<std::string> methods = {"Upgrade", "UpgradeFds", "Rollback", "Cancel", "ListBackups", "ListPayloads", "ListPayloadPackages",
-                                          "Reload"};
+const std::vector<std::string> methods = {"Upgrade", "UpgradeFds", "Rollback", "Release", "Cancel", "ListBackups", "ListPayloads",
+                                          "ListPayloadPackages", "Reload"};
 
 constexpr const char* agentDenied = "error io.armdock.Agent1.Error.AccessDenied:";
 constexpr const char* busDenied = "error org.freedesktop.DBus.Error.AccessDenied:";
@@ -46,6 +46,8 @@ std::string reachedAgent(const std::string& method)
         return "error io.armdock.Agent1.Error.PayloadRejected:";
     if (method == "Rollback")
         return "error io.armdock.Agent1.Error.NoBackup:";
+    if (method == "Release")  // nothing diverted
+        return "error io.armdock.Agent1.Error.InvalidArgument:";
     if (method == "Cancel")
         return "error io.armdock.Agent1.Error.Failed:";
     if (method == "ListBackups")

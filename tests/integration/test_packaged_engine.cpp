@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "agent_sandbox_fixture.hpp"
+#include "armdock_build_config.h"
 #include "dpkg_tool.hpp"
 
 namespace armdock::test {
@@ -70,6 +71,25 @@ protected:
         const auto r = sandbox->run({"sh", "-c", "dpkg --root=" + root.string() + " " + args}, 60s);
         return r.output;
     }
+
+    // The agent again with dpkg_owned = "divert" (and `env`, e.g. a fault point).
+    void restartAgentDiverting(const std::map<std::string, std::string>& env = {})
+    {
+        sandbox->stopUnits({"armdock-agent.service"});
+        configFile = sandbox->writeAgentConfig("", {{"docker.health_timeout_sec", "10"}, {"docker.grace_sec", "2"},
+                                                    {"agent.dpkg_root", "\"" + root.string() + "\""}, {"agent.dpkg_owned", "\"divert\""}});
+        sandbox->agentUnit(agentBinary(), configFile, env);
+        sandbox->systemctl({"reset-failed", "armdock-agent.service"});
+        sandbox->startUnits({"armdock-agent.service"});
+        ASSERT_TRUE(AgentClient::waitForIdleAgent(sandbox->busAddress())) << agentLog();
+    }
+    bool agentGone() const
+    {
+        const std::string state = sandbox->activeState("armdock-agent.service");
+        return state == "failed" || state == "inactive";
+    }
+    bool diverted() const { return dpkg("-S /usr/sbin/dockerd").find("local diversion from: /usr/sbin/dockerd") != std::string::npos; }
+    bool held() const { return dpkg("--get-selections docker.io").find("hold") != std::string::npos; }
 
     fs::path dockerIo, needrestart, dockerIoDeb, root, work;
     std::string packagedSha;
@@ -140,6 +160,65 @@ TEST_F(PackagedEngineTest, AnUpgradeOverDockerIoIsRefusedUntilItIsDivertedAndHel
     EXPECT_EQ(sha256Of(target), sha256Of(engine)) << "dpkg -i of docker.io overwrote the agent's engine";
     EXPECT_EQ(sha256Of(target + ".distrib"), packagedSha);
     EXPECT_TRUE(sandbox->ping());
+}
+
+TEST_F(PackagedEngineTest, DivertKilledAfterTheDiversionIsUndoneThenDivertsAndReleases)
+{
+#if !ARMDOCK_FAULT_INJECTION
+    GTEST_SKIP() << "the agent was built without -Dfault_injection=true";
+#endif
+    const std::string target = sandbox->payloadPath("docker").string();
+    const pid_t dockerPid = sandbox->dockerMainPid();
+    ASSERT_GT(dockerPid, 0);
+    const fs::path engine = newGoodEngine();
+
+    // Killed once the diversion and the hold are made, before Docker stops.
+    restartAgentDiverting({{"ARMDOCK_FAULT", "after-divert"}});
+    if (HasFatalFailure())
+        return;
+    try {
+        client->upgrade({{"docker", engine.string()}}, {});
+    } catch (const sdbus::Error&) {
+    }
+    ASSERT_TRUE(Sandbox::waitFor([&] { return agentGone(); }, 90s, 10ms)) << "the agent did not reach after-divert: " << agentLog();
+    EXPECT_TRUE(diverted()) << "the crash came after the diversion";
+    EXPECT_TRUE(held());
+    // Started again: the recovery takes the diversion and the hold back; Docker never stopped.
+    restartAgentDiverting();
+    if (HasFatalFailure())
+        return;
+    EXPECT_EQ(client->property("LastResult"), "rolled-back") << client->property("LastError");
+    EXPECT_FALSE(diverted()) << dpkg("-S /usr/sbin/dockerd");
+    EXPECT_FALSE(held());
+    EXPECT_FALSE(fs::exists(target + ".distrib"));
+    EXPECT_EQ(sha256Of(target), packagedSha);
+    EXPECT_EQ(sandbox->dockerMainPid(), dockerPid);
+
+    // The upgrade diverts and holds as part of it.
+    auto upgraded = ctl({"upgrade", "--timeout", "120", "--docker", engine.string()});
+    ASSERT_EQ(upgraded.exitCode, 0) << upgraded.output << agentLog();
+    EXPECT_EQ(sha256Of(target), sha256Of(engine));
+    EXPECT_TRUE(diverted());
+    EXPECT_TRUE(held());
+    EXPECT_EQ(sha256Of(target + ".distrib"), packagedSha);
+    auto status = ctl({"status"});
+    EXPECT_NE(status.output.find("docker  " + target + ": package docker.io, diverted to /usr/sbin/dockerd.distrib (local), held"),
+              std::string::npos)
+        << status.output;
+
+    // Release: the packaged dockerd is installed again, through a transaction that checks it; the diversion and hold go.
+    auto released = ctl({"release", "--timeout", "120"});
+    ASSERT_EQ(released.exitCode, 0) << released.output << agentLog();
+    std::cout << released.output;
+    EXPECT_EQ(sha256Of(target), packagedSha);
+    EXPECT_FALSE(diverted()) << dpkg("-S /usr/sbin/dockerd");
+    EXPECT_FALSE(held());
+    EXPECT_FALSE(fs::exists(target + ".distrib"));
+    EXPECT_NE(dpkg("-S /usr/sbin/dockerd").find("docker.io: /usr/sbin/dockerd"), std::string::npos);
+    EXPECT_TRUE(sandbox->ping());
+    auto again = ctl({"release"});
+    EXPECT_NE(again.exitCode, 0) << again.output;
+    EXPECT_NE(again.output.find("nothing to release"), std::string::npos) << again.output;
 }
 
 }  // namespace

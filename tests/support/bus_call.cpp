@@ -4,7 +4,7 @@
 // bus's refusal (org.freedesktop.DBus.Error.AccessDenied) from the agent's
 // (io.armdock.Agent1.Error.AccessDenied).
 //
-//   WHAT: Upgrade | UpgradeFds | Rollback | Cancel | ListBackups | ListPayloads | ListPayloadPackages | Reload   the methods
+//   WHAT: Upgrade | UpgradeFds | Rollback | Release | Cancel | ListBackups | ListPayloads | ListPayloadPackages | Reload   the methods
 //         (Upgrade asks for a file that does not exist, UpgradeFds passes /dev/null)
 //         Get:NAME | GetAll | Introspect | Ping                 the open interfaces
 //         Own                                                   request the agent's bus name
@@ -52,9 +52,9 @@ std::string call(sdbus::IConnection& connection, sdbus::IProxy& proxy, const std
         proxy.callMethod("UpgradeFds").onInterface(agentInterface).withArguments(files, options).storeResultsTo(tx);
         return tx;
     }
-    if (what == "Rollback") {
+    if (what == "Rollback" || what == "Release") {
         std::string tx;
-        proxy.callMethod("Rollback").onInterface(agentInterface).storeResultsTo(tx);
+        proxy.callMethod(what).onInterface(agentInterface).storeResultsTo(tx);
         return tx;
     }
     if (what == "Cancel" || what == "Reload") {

@@ -377,6 +377,21 @@ TEST(ConfigErrors, BadMetricsFile)
     EXPECT_CONFIG_ERROR("[agent]\nmetrics_file = 1\n", "2:16", "agent.metrics_file must be a string");
 }
 
+TEST(ConfigDpkg, OwnedModeAndRoot)
+{
+    EXPECT_EQ(defaultConfig().agent.dpkgOwned, DpkgOwnedMode::Refuse);
+    EXPECT_EQ(defaultConfig().agent.dpkgRoot, "/");
+    EXPECT_EQ(parseConfig("[agent]\ndpkg_owned = \"divert\"\n", "agent.toml").agent.dpkgOwned, DpkgOwnedMode::Divert);
+    EXPECT_EQ(parseConfig("[agent]\ndpkg_owned = \"ignore\"\ndpkg_root = \"/srv/root\"\n", "agent.toml").agent.dpkgRoot, "/srv/root");
+}
+
+TEST(ConfigErrors, BadDpkg)
+{
+    EXPECT_CONFIG_ERROR("[agent]\ndpkg_owned = \"keep\"\n", "2:14", "agent.dpkg_owned must be \"refuse\", \"divert\" or \"ignore\", got \"keep\"");
+    EXPECT_CONFIG_ERROR("[agent]\ndpkg_owned = true\n", "2:14", "agent.dpkg_owned must be a string");
+    EXPECT_CONFIG_ERROR("[agent]\ndpkg_root = \"srv\"\n", "2:13", "agent.dpkg_root must be an absolute path, got \"srv\"");
+}
+
 TEST(ConfigTrust, KeysRequireSignatureAndMinVersion)
 {
     const Config defaults = defaultConfig();

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "../support/dpkg_tool.hpp"
+#include "../support/minisign_tool.hpp"  // readText
 #include "agent_test_fixture.hpp"
 #include "core/apt_autoupdate.hpp"
 #include "core/package_owner.hpp"
@@ -226,6 +227,125 @@ TEST_F(PackagedEngineTest, AnUnpackagedPayloadIsNotRefused)
     agent->upgrade(Files{{"dockerinit", init.string()}}, Options{});
     waitIdle();
     EXPECT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+}
+
+// dpkg_owned = "divert": the transaction diverts and holds, keeps them when it
+// commits, undoes them when it does not; release puts the packaged file back.
+class DivertingEngineTest : public PackagedEngineTest {
+protected:
+    void SetUp() override
+    {
+        PackagedEngineTest::SetUp();
+        configure("divert");
+    }
+    std::string dpkgSays(const std::string& args) const
+    {
+        FILE* p = ::popen(("dpkg --root " + (dir / "root").string() + " " + args + " 2>&1").c_str(), "r");
+        std::string out;
+        char buffer[512];
+        while (p && std::fgets(buffer, sizeof buffer, p))
+            out += buffer;
+        if (p)
+            ::pclose(p);
+        return out;
+    }
+    bool diverted() const { return dpkgSays("-S /usr/bin/docker").find("local diversion from: /usr/bin/docker") != std::string::npos; }
+    bool held() const { return dpkgSays("--get-selections docker.io").find("hold") != std::string::npos; }
+    fs::path distrib() const { return enginePath().string() + ".distrib"; }
+    fs::path record() const { return dir / "state/dpkg-diversions.json"; }
+};
+
+TEST_F(DivertingEngineTest, AnUpgradeDivertsAndHoldsThePackagedFile)
+{
+    startAgent();
+    const fs::path src = newEngine("engine-v2", "2.0.0");
+    upgradeTo(src, TransactionResult::Success);
+    EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(src));
+    EXPECT_TRUE(diverted()) << dpkgSays("-S /usr/bin/docker");
+    EXPECT_TRUE(held());
+    EXPECT_EQ(sha256OfFile(distrib()), oldEngineSha) << "the packaged file is kept as TARGET.distrib";
+    EXPECT_NE(readText(record()).find("\"committed\": true"), std::string::npos) << readText(record());
+    // The package installed again goes beside the agent's engine.
+    runDpkgTool("dpkg --root " + (dir / "root").string() + " -i " + (dir / "docker.io.deb").string());
+    EXPECT_EQ(sha256OfFile(enginePath()), sha256OfFile(src));
+}
+
+TEST_F(DivertingEngineTest, AnUpgradeThatRollsBackUndoesItsDiversionAndHold)
+{
+    startAgent();
+    agent->upgrade(Files{{"docker", newEngine("engine-broken", "2.0.0", true).string()}}, Options{});
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::RolledBack) << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_FALSE(diverted()) << dpkgSays("-S /usr/bin/docker");
+    EXPECT_FALSE(held());
+    EXPECT_FALSE(fs::exists(distrib()));
+    EXPECT_FALSE(fs::exists(record()));
+}
+
+TEST_F(DivertingEngineTest, ADryRunDivertsNothing)
+{
+    startAgent();
+    agent->upgrade(Files{{"docker", newEngine("engine-v2", "2.0.0").string()}}, Options{{"dry_run", true}});
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    EXPECT_FALSE(diverted());
+    EXPECT_FALSE(held());
+    EXPECT_FALSE(fs::exists(record()));
+}
+
+TEST_F(DivertingEngineTest, ReleasePutsThePackagedFileBackAndRemovesTheDiversionAndHold)
+{
+    startAgent();
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
+    ASSERT_TRUE(diverted());
+    agent->release();
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_FALSE(diverted()) << dpkgSays("-S /usr/bin/docker");
+    EXPECT_FALSE(held());
+    EXPECT_FALSE(fs::exists(distrib()));
+    EXPECT_FALSE(fs::exists(record()));
+    // Nothing is left to release.
+    try {
+        agent->release();
+        ADD_FAILURE() << "a second release was not refused";
+    } catch (const AgentError& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::InvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("nothing to release"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(DivertingEngineTest, AHoldTheOperatorSetStaysAfterTheRelease)
+{
+    runDpkgTool("echo 'docker.io hold' | dpkg --root " + (dir / "root").string() + " --set-selections");
+    startAgent();
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
+    agent->release();
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    EXPECT_FALSE(diverted());
+    EXPECT_TRUE(held()) << "the agent removed a hold it did not set";
+}
+
+TEST_F(DivertingEngineTest, ADiversionThatFailsRefusesTheUpgradeWithNothingChanged)
+{
+    // The root's dpkg database cannot take a diversion: its diversions file is a folder.
+    fs::create_directories(dir / "root/var/lib/dpkg/diversions");
+    startAgent();
+    agent->upgrade(Files{{"docker", newEngine("engine-v2", "2.0.0").string()}}, Options{});
+    waitIdle();
+    EXPECT_EQ(agent->status().lastResult, TransactionResult::Rejected);
+    const std::string error = agent->status().lastError;
+    EXPECT_NE(error.find("payload docker: cannot divert the packaged " + enginePath().string() + " (package docker.io)"), std::string::npos)
+        << error;
+    EXPECT_NE(error.find("nothing was changed and Docker was not interrupted"), std::string::npos) << error;
+    EXPECT_TRUE(units.calls.empty());
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_FALSE(held());
+    EXPECT_FALSE(fs::exists(distrib()));
+    EXPECT_FALSE(fs::exists(record()));
 }
 
 }  // namespace
