@@ -8,12 +8,15 @@
 // Then the same with a minisign signature (6b): the agent also hashes
 // BLAKE2b-512 in its one pass and checks the Ed25519 signature, against
 // `minisign -V` followed by sha256sum and cp.
+// And the package owner check (6c) on this machine's own dpkg database: the
+// agent's read of it against `dpkg -S` of the same target.
 // No sandbox needed: the files live in a fresh folder under /tmp.
 // ARMDOCK_BENCH_STAGING_ROUNDS (default 10) rounds, ARMDOCK_BENCH_STAGING_MIB (default 30).
 #include <random>
 
 #include "bench_common.hpp"
 #include "core/durable_fs.hpp"
+#include "core/package_owner.hpp"
 #include "core/payload_signature.hpp"
 #include "core/sha_digest.hpp"
 #include "core/source_verifier.hpp"
@@ -139,5 +142,29 @@ int main()
               << formatted(size / sr * 1000, 0) << " MiB/s)\n";
     addSummary({"6b signed staging", "the same with a minisign signature, median ms", formatted(sa), "minisign -V+sha256sum+cp " + formatted(sr),
                 ratio(sa, sr), "< minisign -V+sha256sum+cp", sa < sr});
+
+    // 6c: who owns /usr/sbin/dockerd, read from this machine's dpkg database.
+    const fs::path owned = "/usr/sbin/dockerd";
+    std::size_t lists = 0;
+    for (const auto& e : fs::directory_iterator("/var/lib/dpkg/info"))
+        lists += e.path().extension() == ".list";
+    std::vector<double> ownerAgent, ownerDpkg;
+    std::string owner;
+    for (int i = 0; i < rounds; ++i) {
+        auto t0 = Clock::now();
+        const auto found = armdock::findPackageOwners("/", {owned});
+        ownerAgent.push_back(msBetween(t0, Clock::now()));
+        owner = found.at(owned).packages.empty() ? "(none)" : found.at(owned).packages.front();
+        t0 = Clock::now();
+        runWait({"/bin/sh", "-c", "dpkg -S " + owned.string() + " >/dev/null 2>&1"});
+        ownerDpkg.push_back(msBetween(t0, Clock::now()));
+    }
+    const double oa = median(ownerAgent), od = median(ownerDpkg);
+    std::cout << "\n6c. The package that owns " << owned.string() << " (" << owner << "), among " << lists << " file lists, " << rounds
+              << " rounds\n";
+    std::cout << "   agent (reads dpkg's database)  runs: " << join(ownerAgent) << "  median " << formatted(oa) << " ms\n";
+    std::cout << "   dpkg -S                        runs: " << join(ownerDpkg) << "  median " << formatted(od) << " ms\n";
+    addSummary({"6c package owner", "owner of " + owned.string() + " among " + std::to_string(lists) + " file lists, median ms", formatted(oa),
+                "dpkg -S " + formatted(od), ratio(oa, od), "< dpkg -S", oa < od});
     return 0;
 }

@@ -89,7 +89,14 @@ protected:
         return state == "failed" || state == "inactive";
     }
     bool diverted() const { return dpkg("-S /usr/sbin/dockerd").find("local diversion from: /usr/sbin/dockerd") != std::string::npos; }
-    bool held() const { return dpkg("--get-selections docker.io").find("hold") != std::string::npos; }
+    // apt's own view of the hold (`apt-mark showhold`, on the root's dpkg status) agrees with dpkg's selections.
+    bool held() const
+    {
+        const bool dpkgHolds = dpkg("--get-selections docker.io").find("hold") != std::string::npos;
+        const auto apt = sandbox->run({"apt-mark", "-o", "Dir::State::status=" + (root / "var/lib/dpkg/status").string(), "showhold"});
+        EXPECT_EQ(apt.output.find("docker.io") != std::string::npos, dpkgHolds) << "apt-mark showhold: " << apt.output;
+        return dpkgHolds;
+    }
 
     fs::path dockerIo, needrestart, dockerIoDeb, root, work;
     std::string packagedSha;
@@ -154,7 +161,7 @@ TEST_F(PackagedEngineTest, AnUpgradeOverDockerIoIsRefusedUntilItIsDivertedAndHel
     EXPECT_NE(sandbox->run({"dpkg-divert", "--root", root.string(), "--list"}).output.find(
                   "local diversion of /usr/sbin/dockerd to /usr/sbin/dockerd.distrib"),
               std::string::npos);
-    EXPECT_NE(dpkg("--get-selections docker.io").find("hold"), std::string::npos);
+    EXPECT_TRUE(held());
     const auto again = sandbox->run({"dpkg", "--root=" + root.string(), "--force-depends", "-i", dockerIoDeb.string()}, 120s);
     ASSERT_EQ(again.exitCode, 0) << again.output;
     EXPECT_EQ(sha256Of(target), sha256Of(engine)) << "dpkg -i of docker.io overwrote the agent's engine";
