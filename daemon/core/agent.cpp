@@ -401,6 +401,29 @@ struct Agent::Impl {
 
     DiversionRecord diversionRecord() const { return DiversionRecord(config.agent.stateDir / "dpkg-diversions.json"); }
 
+    // A start with no journal to recover: the diversions that a transaction's
+    // end could not reconcile (a crash just after it) are, off the loop; no
+    // transaction starts meanwhile (they answer Busy).
+    Task<void> reconcileDiversionsAtStart()
+    {
+        const DiversionRecord record = diversionRecord();
+        std::error_code ec;
+        if (!fs::exists(record.file(), ec))
+            co_return;
+        running = true;
+        std::vector<std::string> said;
+        co_await runOffLoop(pool, [&] {
+            try {
+                said = reconcileDiversions(config.agent.dpkgRoot, record);
+            } catch (const std::exception& e) {
+                said.push_back(e.what());
+            }
+        });
+        running = false;
+        for (const auto& line : said)
+            spdlog::info("at start: {}", line);
+    }
+
     std::string startRelease()
     {
         ensureIdle();
@@ -419,8 +442,9 @@ struct Agent::Impl {
         plan.healthTimeout = seconds(config.docker.healthTimeoutSec);
         for (const auto& d : all) {
             const PayloadSpec* spec = config.findPayload(d.payload);
-            if (!d.committed || !spec || spec->path != d.target)
-                continue;
+            std::error_code ec;
+            if (!spec || spec->path != d.target || !fs::is_regular_file(fs::symlink_status(distribPath(d), ec)))
+                continue;  // not configured any more, or its package was removed with its TARGET.distrib
             PlannedPayload p;
             p.spec = spec;
             p.source = openAndCheckSource(d.payload, distribPath(d).string(), rules());
@@ -431,36 +455,6 @@ struct Agent::Impl {
                                                              record.file().string() + " lists none)");
         launch(std::move(plan));
         return status.transaction;
-    }
-
-    // After a crash: diversions whose transaction left no journal behind and never committed are undone.
-    void undoOrphanedDiversions()
-    {
-        const DiversionRecord record = diversionRecord();
-        std::vector<AgentDiversion> all;
-        try {
-            all = record.load();
-        } catch (const std::exception& e) {
-            spdlog::error("{}", e.what());
-            return;
-        }
-        if (std::all_of(all.begin(), all.end(), [](const AgentDiversion& d) { return d.committed; }))
-            return;
-        std::vector<AgentDiversion> kept;
-        for (const auto& d : all) {
-            if (d.committed) {
-                kept.push_back(d);
-                continue;
-            }
-            try {
-                undoDiversion(config.agent.dpkgRoot, d);
-                spdlog::warn("payload {}: the diversion of {} by transaction {}, which never committed, was undone", d.payload, d.listedAs, d.transaction);
-            } catch (const std::exception& e) {
-                spdlog::error("payload {}: cannot undo the diversion of {}: {}", d.payload, d.listedAs, e.what());
-                kept.push_back(d);
-            }
-        }
-        record.save(kept);
     }
 
     // UpgradeFds: each source is labelled fd:NAME in messages unless source.NAME says which path it is.
@@ -765,8 +759,6 @@ Task<void> Agent::startUp()
         spdlog::critical("{}; moving it aside and checking the engine", e.what());
         moveAside(d.journal->file(), d.rejectedDir(), e.what());
     }
-    if (!pending)
-        d.undoOrphanedDiversions();  // rare (a crash while diverting and a lost journal): before the bus name, so nothing races it
     if (pending) {
         d.running = true;
         d.status.transaction = pending->begin.transaction;
@@ -787,8 +779,10 @@ Task<void> Agent::startUp()
 Task<void> Agent::recoverInterrupted()
 {
     Impl& d = *impl_;
-    if (!d.interrupted)
+    if (!d.interrupted) {
+        co_await d.reconcileDiversionsAtStart();
         co_return;
+    }
     JournalContents pending = std::move(*d.interrupted);
     d.interrupted.reset();
     co_await d.recoverAndFinish(std::move(pending));

@@ -12,6 +12,7 @@
 
 #include "child_process.hpp"
 #include "durable_fs.hpp"
+#include "package_owner.hpp"
 #include "sha_digest.hpp"
 
 namespace armdock {
@@ -20,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::chrono::seconds dpkgTimeout{120};  // dpkg waits for its lock (apt may hold it)
+constexpr std::chrono::seconds dpkgTimeout{120};  // a stuck dpkg is killed
 
 std::vector<std::string> withRoot(const std::string& program, const fs::path& root, std::vector<std::string> args)
 {
@@ -126,6 +127,53 @@ void undoDiversion(const fs::path& root, const AgentDiversion& d, bool distribGo
         removeDurably(distrib);
     if (d.heldByAgent)
         setSelection(root, d.package, "install");
+}
+
+std::vector<std::string> reconcileDiversions(const fs::path& root, const DiversionRecord& record)
+{
+    std::vector<std::string> said;
+    const auto all = record.load();
+    if (all.empty())
+        return said;
+    std::vector<fs::path> targets;
+    for (const auto& d : all)
+        targets.push_back(d.target);
+    const auto owners = findPackageOwners(root, targets);
+    std::vector<AgentDiversion> kept;
+    for (auto d : all) {
+        const PackageOwnership& owner = owners.at(d.target);
+        const fs::path distrib = distribPath(d);
+        std::error_code ec;
+        const bool distribThere = fs::is_regular_file(fs::symlink_status(distrib, ec));
+        const bool targetThere = fs::is_regular_file(fs::symlink_status(d.target, ec));
+        const bool packagedInstalled = distribThere && targetThere && sha256OfFile(distrib) == sha256OfFile(d.target);
+        const bool inDpkg = owner.diverted() && owner.divertedTo == d.listedAs + ".distrib";
+        try {
+            if (!inDpkg) {
+                // Never made (a divert that failed first), or removed by hand: only what the agent left goes.
+                if (packagedInstalled)
+                    removeDurably(distrib);
+                if (d.heldByAgent)
+                    setSelection(root, d.package, "install");
+                said.push_back("payload " + d.payload + ": " + d.listedAs + " is not diverted: its record is dropped" +
+                               (d.heldByAgent ? " and " + d.package + " no longer held" : ""));
+                continue;
+            }
+            if (packagedInstalled) {
+                undoDiversion(root, d);
+                said.push_back("payload " + d.payload + ": the packaged " + d.listedAs + " is installed again: its diversion was removed" +
+                               (d.heldByAgent ? " and " + d.package + " no longer held" : ""));
+                continue;
+            }
+        } catch (const std::exception& e) {
+            said.push_back("payload " + d.payload + ": cannot undo the diversion of " + d.listedAs + ": " + e.what() +
+                           "; it stays recorded in " + record.file().string() + " and is tried again after the next transaction");
+        }
+        d.committed = inDpkg && !packagedInstalled;
+        kept.push_back(d);
+    }
+    record.save(kept);
+    return said;
 }
 
 }  // namespace armdock

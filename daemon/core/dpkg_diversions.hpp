@@ -7,11 +7,12 @@
 // of the packaged file, then the diversion is added. The target keeps its
 // file throughout, so a crash at any point leaves an engine Docker can start.
 //
-// The record (STATE/dpkg-diversions.json, written durably) says which
-// diversions and holds the agent made, for which transaction, and whether
-// that transaction committed: a transaction that rolls back, is refused or
-// is recovered after a crash undoes its own; `armdockctl release` undoes the
-// committed ones once the packaged files are installed again.
+// The record (STATE/dpkg-diversions.json, written durably before a
+// diversion is made) says which diversions and holds the agent made. Whether
+// one stays is decided by content (reconcileDiversions): it stays while the
+// agent's own file is installed at its target, and goes once the packaged
+// bytes are back there (a rollback, a refused or recovered upgrade,
+// `armdockctl release`).
 #pragma once
 
 #include <filesystem>
@@ -27,7 +28,7 @@ struct AgentDiversion {
     std::string package;           // the package that owns it
     bool heldByAgent = false;      // the agent set the hold (the package was not held)
     std::string transaction;       // the upgrade that made it
-    bool committed = false;        // that upgrade committed: the agent's file is installed
+    bool committed = false;        // in force when last reconciled (the agent's file is installed); for reading only
     bool operator==(const AgentDiversion&) const = default;
 };
 
@@ -58,5 +59,16 @@ void undoDiversion(const std::filesystem::path& root, const AgentDiversion& dive
 
 // The diversion's other name at the target: TARGET.distrib.
 std::filesystem::path distribPath(const AgentDiversion& diversion);
+
+// Brings the record and dpkg in line with what is installed, by content, at
+// the end of every transaction (never while one is between its diversion and
+// its swap): an entry whose diversion dpkg no longer has is dropped (and the
+// agent's hold lifted); one whose target holds the packaged bytes again
+// (TARGET.distrib's: a rollback, a refused or recovered upgrade, a release)
+// is undone; one whose target holds other bytes is in force and kept.
+// Returns what it did, a line each, for the log; throws std::runtime_error
+// when the record cannot be read or written (an undo that fails keeps its
+// entry and is said in the lines).
+std::vector<std::string> reconcileDiversions(const std::filesystem::path& root, const DiversionRecord& record);
 
 }  // namespace armdock

@@ -492,8 +492,10 @@ std::string dpkgCommand(const std::string& program, const fs::path& root)
 // diverted, would be put back by that package's next upgrade ([agent] dpkg_owned).
 Task<void> TransactionRunner::checkPackageOwners(Attempt& a)
 {
-    if (a.isRollback())
-        co_return;  // a rollback puts back what was installed, packaged or not
+    // A rollback is never refused for this: it puts back what was installed,
+    // packaged or not; with "divert" it diverts what it installs over a packaged file.
+    if (a.isRollback() && config_.agent.dpkgOwned != DpkgOwnedMode::Divert)
+        co_return;
     std::vector<fs::path> targets;
     for (const auto& p : a.plan.payloads)
         if (!p.removeTarget && p.linkTarget.empty())
@@ -551,12 +553,17 @@ Task<std::string> TransactionRunner::divertPackaged(Attempt& a)
     const fs::path root = config_.agent.dpkgRoot;
     std::string failure;
     co_await runOffLoop(s_.pool, [&] {
-        // Recorded first: a crash while they are made finds them and undoes them.
-        auto all = diversions_.load();
-        all.insert(all.end(), a.diversions.begin(), a.diversions.end());
-        diversions_.save(all);
-        for (std::size_t i = 0; i < a.diversions.size(); ++i) {
-            const AgentDiversion& d = a.diversions[i];
+        try {
+            // Recorded first (one entry per payload): a crash while they are made finds them.
+            auto all = diversions_.load();
+            std::erase_if(all, [&](const AgentDiversion& r) { return a.planned(r.payload) != nullptr; });
+            all.insert(all.end(), a.diversions.begin(), a.diversions.end());
+            diversions_.save(all);
+        } catch (const std::exception& e) {
+            failure = e.what();
+            return;
+        }
+        for (const auto& d : a.diversions) {
             try {
                 makeDiversion(root, d);
                 spdlog::info("transaction {}: payload {}: diverted {} to {}.distrib{}", a.tx(), d.payload, d.listedAs, d.listedAs,
@@ -564,92 +571,28 @@ Task<std::string> TransactionRunner::divertPackaged(Attempt& a)
                 faultPoint("after-divert");
             } catch (const std::exception& e) {
                 failure = "payload " + d.payload + ": cannot divert the packaged " + d.target.string() + " (package " + d.package + "): " + e.what();
-                // What this one got done is taken back here; it and the ones after it leave the record (the ones before are undone by settleDiversions).
-                try {
-                    undoDiversion(root, d);
-                } catch (const std::exception&) {
-                }
-                struct stat link {}, packaged {};
-                const fs::path distrib = distribPath(d);
-                if (::lstat(distrib.c_str(), &link) == 0 && ::stat(d.target.c_str(), &packaged) == 0 && link.st_ino == packaged.st_ino &&
-                    link.st_dev == packaged.st_dev)
-                    removeDurably(distrib);
-                auto kept = diversions_.load();
-                std::erase_if(kept, [&](const AgentDiversion& r) {
-                    return std::find(a.diversions.begin() + static_cast<std::ptrdiff_t>(i), a.diversions.end(), r) != a.diversions.end();
-                });
-                diversions_.save(kept);
-                break;
+                break;  // abandon() reconciles: what was made is undone, what was not is dropped
             }
         }
     });
     if (failure.empty())
         co_return failure;
-    co_await settleDiversions(a.tx(), false);
     co_return failure + "; fix what dpkg said (`dpkg --audit`, a held lock), or set [agent] dpkg_owned = \"refuse\" and divert it by hand";
 }
 
-Task<void> TransactionRunner::settleDiversions(const std::string& tx, bool committed)
+Task<void> TransactionRunner::reconcileDiversions(const std::string& tx)
 {
     const fs::path root = config_.agent.dpkgRoot;
+    std::vector<std::string> said;
     co_await runOffLoop(s_.pool, [&] {
-        std::vector<AgentDiversion> all;
         try {
-            all = diversions_.load();
+            said = armdock::reconcileDiversions(root, diversions_);
         } catch (const std::exception& e) {
-            spdlog::error("{}; the diversions of transaction {} are left as they are", e.what(), tx);
-            return;
+            said.push_back(std::string(e.what()) + "; the diversions are left as they are");
         }
-        if (std::none_of(all.begin(), all.end(), [&](const AgentDiversion& d) { return d.transaction == tx && !d.committed; }))
-            return;
-        std::vector<AgentDiversion> kept;
-        for (auto& d : all) {
-            if (d.transaction != tx || d.committed) {
-                kept.push_back(d);
-                continue;
-            }
-            if (committed) {
-                d.committed = true;
-                kept.push_back(d);
-                continue;
-            }
-            try {
-                undoDiversion(root, d);
-                spdlog::info("transaction {}: payload {}: the diversion of {}{} was undone", tx, d.payload, d.listedAs,
-                             d.heldByAgent ? " and the hold of " + d.package : "");
-            } catch (const std::exception& e) {
-                spdlog::error("transaction {}: payload {}: cannot undo the diversion of {}: {}; it stays recorded in {} and is tried again at the "
-                              "next start", tx, d.payload, d.listedAs, e.what(), diversions_.file().string());
-                kept.push_back(d);
-            }
-        }
-        diversions_.save(kept);
     });
-}
-
-Task<void> TransactionRunner::releaseDiversions(const Attempt& a)
-{
-    const fs::path root = config_.agent.dpkgRoot;
-    co_await runOffLoop(s_.pool, [&] {
-        auto all = diversions_.load();
-        std::vector<AgentDiversion> kept;
-        for (const auto& d : all) {
-            if (!d.committed || !a.planned(d.payload)) {
-                kept.push_back(d);
-                continue;
-            }
-            try {
-                undoDiversion(root, d, true);
-                spdlog::info("transaction {}: payload {}: released: {} is the package's again (diversion removed{})", a.tx(), d.payload,
-                             d.listedAs, d.heldByAgent ? ", " + d.package + " no longer held" : "");
-            } catch (const std::exception& e) {
-                spdlog::error("transaction {}: payload {}: cannot remove the diversion of {}: {}; run `armdockctl release` again", a.tx(),
-                              d.payload, d.listedAs, e.what());
-                kept.push_back(d);
-            }
-        }
-        diversions_.save(kept);
-    });
+    for (const auto& line : said)
+        spdlog::info("transaction {}: {}", tx, line);
 }
 
 Task<void> TransactionRunner::stage(Attempt& a)
@@ -972,9 +915,7 @@ Task<TransactionOutcome> TransactionRunner::commit(Attempt& a)
     report(AgentState::Checking, 95, "committing");
     co_await journalStep(JournalStepKind::Committed);
     faultPoint("after-commit");
-    co_await settleDiversions(a.tx(), true);
-    if (a.plan.release)
-        co_await releaseDiversions(a);
+    co_await reconcileDiversions(a.tx());
     co_await runOffLoop(s_.pool, [&] { s_.backups.markHealth(a.newSetId, SetHealth::Healthy); });
     co_await removeLeftoversAndJournal(a.begin);
     try {
@@ -990,7 +931,7 @@ Task<TransactionOutcome> TransactionRunner::commit(Attempt& a)
 
 Task<TransactionOutcome> TransactionRunner::abandon(Attempt& a, TransactionOutcome outcome)
 {
-    co_await settleDiversions(a.tx(), false);
+    co_await reconcileDiversions(a.tx());
     co_await runOffLoop(s_.pool, [&] {
         removeLeftovers(a.begin);
         if (a.backup.created)
@@ -1138,8 +1079,8 @@ Task<TransactionOutcome> TransactionRunner::afterHook(Attempt& a, TransactionOut
 Task<TransactionOutcome> TransactionRunner::rollBackAttempt(Attempt& a, RollbackRequest r)
 {
     auto outcome = co_await rollBack(std::move(r));
-    if (!outcome.journalKept)  // the packaged files are at their targets again
-        co_await settleDiversions(a.tx(), false);
+    if (!outcome.journalKept)  // the set on disk is whole again
+        co_await reconcileDiversions(a.tx());
     // A transaction that rolled back adds no backup: the set it saved is the one installed again.
     if (outcome.result != TransactionResult::Failed && a.backup.created)
         co_await runOffLoop(s_.pool, [&] { s_.backups.remove(a.backup.set.id); });
@@ -1155,7 +1096,7 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
 
     if (!journal.has(JournalStepKind::BackedUp) || journal.has(JournalStepKind::Committed)) {
         // Nothing outside the hidden staged files had changed, or the commit was already on disk.
-        co_await settleDiversions(tx, journal.has(JournalStepKind::Committed));
+        co_await reconcileDiversions(tx);
         co_await removeLeftoversAndJournal(begin);
         // The message is shown in Progress and Finished, so a crash after the commit is reported too.
         if (journal.has(JournalStepKind::Committed))
@@ -1168,7 +1109,7 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
     // set it saved is the one installed again.
     const bool backupIsNew = journal.has(JournalStepKind::BackupNew);
     if (!journal.has(JournalStepKind::Stopping)) {
-        co_await settleDiversions(tx, false);
+        co_await reconcileDiversions(tx);
         co_await runOffLoop(s_.pool, [&] {
             removeLeftovers(begin);
             s_.journal.clear();
@@ -1193,8 +1134,8 @@ Task<TransactionOutcome> TransactionRunner::recover(JournalContents journal)
         if (step.step == JournalStepKind::Swap && std::find(r.names.begin(), r.names.end(), step.detail) == r.names.end())
             r.names.push_back(step.detail);
     auto outcome = co_await rollBack(std::move(r));
-    if (!outcome.journalKept)  // the set installed before is back: so are its packaged files
-        co_await settleDiversions(tx, false);
+    if (!outcome.journalKept)  // the set installed before is whole again
+        co_await reconcileDiversions(tx);
     if (outcome.result != TransactionResult::Failed && backupIsNew)
         co_await runOffLoop(s_.pool, [&] { s_.backups.remove(set->id); });
     // What the crashed transaction left beside the targets (staged copies of the new set).

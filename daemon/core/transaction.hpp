@@ -97,10 +97,9 @@ private:
     // dpkg_owned = "divert": the planned diversions and holds, recorded, then
     // made (core/dpkg_diversions.hpp); "" or why they could not be (undone then).
     Task<std::string> divertPackaged(Attempt& a);
-    // The end of a transaction's diversions: kept (it committed) or undone.
-    Task<void> settleDiversions(const std::string& tx, bool committed);
-    // A release that committed: the diversions it replaced the files of go.
-    Task<void> releaseDiversions(const Attempt& a);
+    // At the end of every transaction: the agent's diversions kept where its
+    // own file is installed, undone where the packaged one is back (core/dpkg_diversions.hpp).
+    Task<void> reconcileDiversions(const std::string& tx);
     Task<void> stage(Attempt& a);
     FileAttributes attributesToStage(Attempt& a, const PlannedPayload& p);
     Task<void> describeNewSet(Attempt& a);

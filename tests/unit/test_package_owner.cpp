@@ -343,6 +343,60 @@ TEST_F(DivertingEngineTest, ADiversionThatFailsRefusesTheUpgradeWithNothingChang
     EXPECT_NE(error.find("nothing was changed and Docker was not interrupted"), std::string::npos) << error;
     EXPECT_TRUE(units.calls.empty());
     EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_FALSE(fs::exists(distrib())) << "the link made before the failing dpkg-divert is taken back";
+    EXPECT_FALSE(fs::exists(record()));
+}
+
+TEST_F(DivertingEngineTest, ARollbackToThePackagedFileUndoesTheDiversion)
+{
+    startAgent();
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
+    ASSERT_TRUE(diverted());
+    agent->rollback();
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha);
+    EXPECT_FALSE(diverted()) << "the packaged file is installed again: its package's updates must reach it";
+    EXPECT_FALSE(held());
+    EXPECT_FALSE(fs::exists(distrib()));
+    EXPECT_FALSE(fs::exists(record()));
+}
+
+TEST_F(DivertingEngineTest, ARollbackToTheAgentsSetAfterAReleaseDivertsAgain)
+{
+    startAgent();
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
+    const std::string ours = sha256OfFile(enginePath());
+    agent->release();
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    ASSERT_FALSE(diverted());
+    std::string agentsSet;
+    for (const auto& b : agent->listBackups())
+        if (b.version == "2.0.0")
+            agentsSet = b.id;
+    ASSERT_FALSE(agentsSet.empty());
+    agent->rollbackTo(agentsSet);
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), ours);
+    EXPECT_TRUE(diverted()) << "the agent's file went over the packaged one without a diversion";
+    EXPECT_TRUE(held());
+    EXPECT_EQ(sha256OfFile(distrib()), oldEngineSha);
+}
+
+TEST_F(DivertingEngineTest, AReleaseCutOffAfterItsSwapIsFinishedAtTheNextStart)
+{
+    startAgent();
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
+    ASSERT_TRUE(diverted());
+    // What a release that died after its commit leaves: the packaged bytes installed, the diversion and hold still there.
+    agent.reset();
+    const fs::path tmp = enginePath().string() + ".tmp";
+    fs::copy_file(distrib(), tmp);
+    fs::rename(tmp, enginePath());
+    startAgent();
+    EXPECT_FALSE(diverted()) << dpkgSays("-S /usr/bin/docker");
     EXPECT_FALSE(held());
     EXPECT_FALSE(fs::exists(distrib()));
     EXPECT_FALSE(fs::exists(record()));
