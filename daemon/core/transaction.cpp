@@ -556,7 +556,9 @@ Task<std::string> TransactionRunner::divertPackaged(Attempt& a)
         try {
             // Recorded first (one entry per payload): a crash while they are made finds them.
             auto all = diversions_.load();
-            std::erase_if(all, [&](const AgentDiversion& r) { return a.planned(r.payload) != nullptr; });
+            std::erase_if(all, [&](const AgentDiversion& r) {
+                return std::any_of(a.diversions.begin(), a.diversions.end(), [&](const AgentDiversion& d) { return d.payload == r.payload; });
+            });
             all.insert(all.end(), a.diversions.begin(), a.diversions.end());
             diversions_.save(all);
         } catch (const std::exception& e) {

@@ -385,6 +385,32 @@ TEST_F(DivertingEngineTest, ARollbackToTheAgentsSetAfterAReleaseDivertsAgain)
     EXPECT_EQ(sha256OfFile(distrib()), oldEngineSha);
 }
 
+TEST_F(DivertingEngineTest, ALaterUpgradeKeepsTheRecordOfAnEarlierDiversion)
+{
+    startAgent();
+    upgradeTo(newEngine("engine-v2", "2.0.0"), TransactionResult::Success);
+    ASSERT_TRUE(diverted());
+    // dockerinit becomes packaged too; one upgrade of both diverts it and keeps docker's.
+    const fs::path packagedInit = dir / "packaged-dockerinit";
+    fs::copy_file(initPath(), packagedInit);
+    installPackage(dir / "root", "docker-init", {{"/usr/lib/docker/dockerinit", packagedInit}});
+    const fs::path init = dir / "src/dockerinit-v3";
+    makeEngineFile(init, "init-v3");
+    agent->upgrade(Files{{"docker", newEngine("engine-v3", "3.0.0").string()}, {"dockerinit", init.string()}}, Options{});
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    const std::string text = readText(record());
+    EXPECT_NE(text.find("\"payload\": \"docker\""), std::string::npos) << text;
+    EXPECT_NE(text.find("\"payload\": \"dockerinit\""), std::string::npos) << text;
+    agent->release();
+    waitIdle();
+    ASSERT_EQ(agent->status().lastResult, TransactionResult::Success) << agent->status().lastError;
+    EXPECT_EQ(sha256OfFile(enginePath()), oldEngineSha) << "docker's diversion was forgotten";
+    EXPECT_EQ(sha256OfFile(initPath()), oldInitSha);
+    EXPECT_FALSE(diverted());
+    EXPECT_FALSE(fs::exists(record()));
+}
+
 TEST_F(DivertingEngineTest, AReleaseCutOffAfterItsSwapIsFinishedAtTheNextStart)
 {
     startAgent();
