@@ -3,6 +3,8 @@
 #include <charconv>
 #include <iostream>
 
+#include <spdlog/spdlog.h>
+
 #include "armdock_build_config.h"
 #include "core/errors.hpp"
 #include "core/logging.hpp"
@@ -81,6 +83,8 @@ int prepareToRun(CommandLine& options, Config& config)
         }
         checkStateDirUsable(config);
         setUpLogging(config.agent.logLevel);
+        if (const std::string warning = createDropinDir(config); !warning.empty())
+            spdlog::warn("{}", warning);
     } catch (const ConfigError& e) {
         std::cerr << "armdock-agent: " << e.what() << "\n";
         return exitConfigError;

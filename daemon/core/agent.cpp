@@ -656,6 +656,8 @@ struct Agent::Impl {
         auto read = [file = config.sourceFile] {
             Config fresh = loadConfig(file);
             checkStateDirUsable(fresh);
+            if (const std::string warning = createDropinDir(fresh); !warning.empty())
+                spdlog::warn("{}", warning);
             return fresh;
         };
         try {

@@ -560,16 +560,28 @@ private:
                       "folder that root can write");
 }
 
-// mkdir -p with 0700 for every folder it creates: the state folder holds
-// backups of root's binaries.
-void createFolders(const Config& config)
+// mkdir -p with 0700 for every folder it creates (the state folder holds
+// backups of root's binaries, the drop-in folder binaries to be installed):
+// 0, or the errno of the first folder that could not be made, named in failed.
+int makePrivateFolders(const std::filesystem::path& dir, std::filesystem::path& failed)
 {
     std::filesystem::path current;
-    for (const auto& part : config.agent.stateDir) {
+    for (const auto& part : dir) {
         current /= part;
-        if (::mkdir(current.c_str(), 0700) != 0 && errno != EEXIST)
-            throwForFolder(config, "cannot create " + current.string(), errno);
+        if (::mkdir(current.c_str(), 0700) != 0 && errno != EEXIST) {
+            const int error = errno;
+            failed = current;
+            return error;
+        }
     }
+    return 0;
+}
+
+void createFolders(const Config& config)
+{
+    std::filesystem::path failed;
+    if (const int error = makePrivateFolders(config.agent.stateDir, failed); error != 0)
+        throwForFolder(config, "cannot create " + failed.string(), error);
 }
 
 }  // namespace
@@ -678,6 +690,25 @@ void checkStateDirUsable(const Config& config)
     ::close(fd);
     if (::unlink(probe.c_str()) != 0)
         throwForFolder(config, "cannot remove a file from it", errno);
+}
+
+std::string createDropinDir(const Config& config)
+{
+    const auto& dir = config.agent.dropinDir;
+    std::filesystem::path failed;
+    std::string problem;
+    struct stat st {};
+    if (const int error = makePrivateFolders(dir, failed); error != 0)
+        problem = "cannot create " + failed.string() + " (" + std::strerror(error) + ")";
+    else if (::stat(dir.c_str(), &st) != 0)
+        problem = std::string("cannot use it (") + std::strerror(errno) + ")";
+    else if (!S_ISDIR(st.st_mode))
+        problem = "it is not a folder";
+    if (problem.empty())
+        return "";
+    return "agent.dropin_dir " + dir.string() + ": " + problem
+           + "; binaries dropped there cannot be taken: make it a folder root can write (mode 0700) or point "
+             "dropin_dir elsewhere, then run `systemctl reload armdock-agent`";
 }
 
 }  // namespace armdock

@@ -174,4 +174,10 @@ Config loadConfig(const std::filesystem::path& file);
 // (or to take a reloaded config) rather than failing in the middle of a swap.
 void checkStateDirUsable(const Config& config);
 
+// Creates agent.dropin_dir (mode 0700, and any missing parents) if it does
+// not exist, so that the folder README names is there to drop binaries into.
+// Returns "" or a warning naming the folder, why and what to do: upgrades
+// over D-Bus need no drop-in folder, so its absence does not stop the agent.
+std::string createDropinDir(const Config& config);
+
 }  // namespace armdock

@@ -89,6 +89,41 @@ TEST_F(AgentUpgradeTest, DropInThroughSystemctlReload)
     EXPECT_TRUE(sandbox->ping());
 }
 
+// A fresh install has no drop-in folder (the package ships only the state
+// folder): the agent makes it at start and on reload, so the README's
+// "copy the binary into the drop-in folder" works on a new system.
+TEST_F(AgentUpgradeTest, DropInFolderIsMadeAtStartAndOnReload)
+{
+    startAll();
+    const fs::path folder = sandbox->dropinDir();
+    auto isPrivateFolder = [&] {
+        struct stat st {};
+        return ::stat(folder.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700;
+    };
+    fs::remove(folder);
+    auto restart = sandbox->systemctl({"restart", "armdock-agent.service"});
+    ASSERT_EQ(restart.exitCode, 0) << restart.output;
+    ASSERT_TRUE(AgentClient::waitForAgent(sandbox->busAddress())) << agentLog();
+    client = std::make_unique<AgentClient>(sandbox->busAddress());
+    EXPECT_TRUE(isPrivateFolder()) << folder << " after a start";
+
+    fs::remove(folder);
+    auto reload = sandbox->systemctl({"reload", "armdock-agent.service"});
+    ASSERT_EQ(reload.exitCode, 0) << reload.output;
+    ASSERT_TRUE(Sandbox::waitFor(isPrivateFolder, std::chrono::seconds(10), std::chrono::milliseconds(20)))
+        << folder << " after a reload";
+
+    fs::path engine = newGoodEngine("dropin-new-folder");
+    const std::string newSha = sha256Of(engine);
+    fs::rename(engine, folder / "docker");
+    reload = sandbox->systemctl({"reload", "armdock-agent.service"});
+    ASSERT_EQ(reload.exitCode, 0) << reload.output;
+    ASSERT_TRUE(Sandbox::waitFor([&] { return sha256Of(sandbox->payloadPath("docker")) == newSha && client->property("State") == "idle"; },
+                                 std::chrono::seconds(60), std::chrono::milliseconds(50)))
+        << client->property("LastError");
+    EXPECT_EQ(client->property("LastResult"), "success");
+}
+
 TEST_F(AgentUpgradeTest, RollbackMethodRestoresThePreviousEngine)
 {
     startAll();

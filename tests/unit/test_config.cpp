@@ -556,5 +556,50 @@ TEST(StateDir, RefusalNamesWhereTheFileSetIt)
     }
 }
 
+TEST(DropinDir, MadeWithMode0700WhenMissing)
+{
+    TempDir dir;
+    Config config = defaultConfig();
+    config.agent.dropinDir = dir.path() / "state" / "incoming";
+    EXPECT_EQ(createDropinDir(config), "");
+    for (const auto& folder : {dir.path() / "state", config.agent.dropinDir}) {
+        struct stat st {};
+        ASSERT_EQ(::stat(folder.c_str(), &st), 0) << folder;
+        EXPECT_TRUE(S_ISDIR(st.st_mode)) << folder;
+        EXPECT_EQ(st.st_mode & 07777, 0700u) << folder;
+    }
+}
+
+TEST(DropinDir, AnExistingFolderIsLeftAsItIs)
+{
+    TempDir dir;
+    Config config = defaultConfig();
+    config.agent.dropinDir = dir.path() / "incoming";
+    fs::create_directory(config.agent.dropinDir);
+    ::chmod(config.agent.dropinDir.c_str(), 0750);
+    writeText(config.agent.dropinDir / "docker", "waiting");
+    EXPECT_EQ(createDropinDir(config), "");
+    struct stat st {};
+    ASSERT_EQ(::stat(config.agent.dropinDir.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0750u);
+    EXPECT_TRUE(fs::exists(config.agent.dropinDir / "docker"));
+}
+
+TEST(DropinDir, AWarningNamesTheFolderWhyAndWhatToDo)
+{
+    TempDir dir;
+    writeText(dir.path() / "file", "x");
+    Config config = defaultConfig();
+    config.agent.dropinDir = dir.path() / "file" / "incoming";
+    const std::string blocked = createDropinDir(config);
+    EXPECT_EQ(blocked.rfind("agent.dropin_dir " + config.agent.dropinDir.string() + ": cannot create "
+                                + config.agent.dropinDir.string() + " (Not a directory)", 0),
+              0u) << blocked;
+    EXPECT_NE(blocked.find("systemctl reload armdock-agent"), std::string::npos) << blocked;
+    config.agent.dropinDir = dir.path() / "file";
+    const std::string notAFolder = createDropinDir(config);
+    EXPECT_NE(notAFolder.find((dir.path() / "file").string() + ": it is not a folder"), std::string::npos) << notAFolder;
+}
+
 }  // namespace
 }  // namespace armdock
