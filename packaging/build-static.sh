@@ -33,6 +33,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 static_dir=$here/static
+# shellcheck source=packaging/arm64-host.sh
+source "$here/arm64-host.sh"
 cache=${ARMDOCK_CACHE:-/var/cache/armdock-build}
 out=${ARMDOCK_STATIC_OUT:-$repo/build-static}
 jobs=${ARMDOCK_JOBS:-2}
@@ -370,34 +372,6 @@ step_proof() {
 # an executable for another machine. qemu-aarch64 is registered
 # with binfmt_misc for the time of the step (flag F, so the sandbox's own
 # mount namespace sees it) and unregistered afterwards if it was not before.
-qemu_binfmt_entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
-qemu_binfmt_added=0
-qemu_binfmt_mounted=0
-qemu_binfmt_cleanup() {
-  if [ "$qemu_binfmt_added" = 1 ] && [ -e "$qemu_binfmt_entry" ]; then
-    echo -1 >"$qemu_binfmt_entry" && log "qemu-aarch64 unregistered from binfmt_misc"
-  fi
-  if [ "$qemu_binfmt_mounted" = 1 ]; then umount /proc/sys/fs/binfmt_misc || true; fi
-}
-qemu_binfmt_register() {
-  local conf line
-  if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || die "cannot mount binfmt_misc"
-    qemu_binfmt_mounted=1
-  fi
-  if [ -e "$qemu_binfmt_entry" ]; then
-    grep -q '^enabled' "$qemu_binfmt_entry" || die "$qemu_binfmt_entry is registered but disabled"
-    log "qemu-aarch64 already registered with binfmt_misc: $(grep -E '^(interpreter|flags)' "$qemu_binfmt_entry" | tr '\n' ' ')"
-    return
-  fi
-  conf=/usr/lib/binfmt.d/qemu-aarch64.conf
-  [ -f "$conf" ] || die "no $conf: is qemu-user-static installed? (step deps)"
-  line=$(grep -v '^#' "$conf" | head -1)
-  case "${line##*:}" in *F*) ;; *) line="${line}F" ;; esac  # flags are the last field
-  printf '%s' "$line" >/proc/sys/fs/binfmt_misc/register || die "cannot register qemu-aarch64 with binfmt_misc"
-  qemu_binfmt_added=1
-  log "qemu-aarch64 registered with binfmt_misc for this step: $(grep -E '^(interpreter|flags)' "$qemu_binfmt_entry" | tr '\n' ' ')"
-}
 
 step_qemu_upgrade() {
   local test=$out/x86_64/tests/integration/test_agent_upgrade wrapper launcher t0
@@ -411,8 +385,8 @@ step_qemu_upgrade() {
   aarch64-linux-gnu-gcc -static -Os -Wall -Werror -o "$launcher" "$repo/tests/engines/engine_launcher.c"
   aarch64-linux-gnu-strip "$launcher"
   echo "engine launcher: $(file -b "$launcher" | cut -d, -f1-2), $(stat -c %s "$launcher") bytes, execs /usr/sbin/dockerd ($(file -b /usr/sbin/dockerd | cut -d, -f1-2))"
-  trap qemu_binfmt_cleanup EXIT
-  qemu_binfmt_register
+  trap binfmt_qemu_cleanup EXIT
+  binfmt_qemu_register || die "cannot register qemu-aarch64 with binfmt_misc"
   "$launcher" -v || die "the aarch64 launcher does not run through binfmt_misc"
   echo "--- the aarch64 agent under qemu, the x86-64 sandbox's systemd and dockerd behind the aarch64 launcher"
   t0=$(date +%s.%N)
@@ -421,9 +395,7 @@ step_qemu_upgrade() {
     ARMDOCK_SANDBOX_ENGINE=$launcher ARMDOCK_SANDBOX_DOCKERINIT=$launcher \
     "$test" --gtest_filter="${ARMDOCK_PROOF_TEST:-AgentUpgradeTest.*:EachFailure/AgentRollbackTest.BadEngineIsRolledBackByteForByte/SmokeCommandFails}"
   echo "qemu upgrade tests took $(echo "$(date +%s.%N) - $t0" | bc) s"
-  qemu_binfmt_cleanup
-  qemu_binfmt_added=0
-  qemu_binfmt_mounted=0
+  binfmt_qemu_cleanup
   trap - EXIT
 }
 

@@ -57,29 +57,10 @@ if [[ -z ${ARMDOCK_CHECK_NAMESPACE:-} ]]; then
 fi
 
 # ---------------------------------------------------------------- steps
-step_no=0 failures=0 total_start=$(date +%s.%N)
+# shellcheck source=packaging/arm64-host.sh
+source "$repo/packaging/arm64-host.sh"
+total_start=$(date +%s.%N)
 logdir=$(mktemp -d /tmp/armdock-check-arm64.XXXXXX)
-# step NAME COMMAND...: runs it, prints "ok"/"FAIL", the time and, on failure,
-# the end of its output (all of it stays in $logdir while the script runs).
-step() {
-  local name=$1 t0 t1 rc=0
-  shift
-  step_no=$((step_no + 1))
-  t0=$(date +%s.%N)
-  "$@" >"$logdir/step-$step_no.log" 2>&1 || rc=$?
-  t1=$(date +%s.%N)
-  if ((rc == 0)); then
-    printf '[%2d] %-62s ok    %7s s\n' "$step_no" "$name" "$(elapsed "$t0" "$t1")"
-  else
-    failures=$((failures + 1))
-    printf '[%2d] %-62s FAIL  %7s s (exit %d)\n' "$step_no" "$name" "$(elapsed "$t0" "$t1")" "$rc"
-    tail -n 25 "$logdir/step-$step_no.log" | sed 's/^/       | /'
-  fi
-  return $rc
-}
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-# note TEXT: a result line under the step before it.
-note() { printf '       %s\n' "$*"; }
 
 root="" run=""
 pids=()
@@ -94,61 +75,10 @@ cleanup() {
     umount -R "$root" 2>/dev/null || umount -l "$root" 2>/dev/null || true
   fi
   [[ -n $run ]] && rm -rf "$run"
+  binfmt_qemu_cleanup >/dev/null || true
   rm -rf "$logdir"
 }
 trap cleanup EXIT
-
-# ---------------------------------------------------------------- host
-host_tools() {
-  local missing=() p
-  for p in debootstrap qemu-user-static binutils-aarch64-linux-gnu; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  ((${#missing[@]} == 0)) && { echo "all present"; return 0; }
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q \
-    --no-install-recommends --no-remove "${missing[@]}"
-}
-
-binfmt_mounted() {
-  if [[ ! -e /proc/sys/fs/binfmt_misc/register ]]; then
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-    echo "mounted binfmt_misc"
-  fi
-  [[ -e /proc/sys/fs/binfmt_misc/register ]]
-}
-
-# Registers qemu-aarch64 from the qemu-user-static's binfmt.d file, with the
-# F flag (the interpreter is opened now, so the chroot needs no copy of it).
-qemu_registered() {
-  local entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
-  if [[ ! -e $entry ]]; then
-    local conf line
-    conf=$(ls /usr/lib/binfmt.d/qemu-aarch64.conf 2>/dev/null || true)
-    [[ -n $conf ]] || { echo "no /usr/lib/binfmt.d/qemu-aarch64.conf: is qemu-user-static installed?"; return 1; }
-    line=$(grep -v '^#' "$conf" | head -n1)
-    [[ $line == *:F || $line == *F ]] || line="${line}F"
-    printf '%s' "$line" >/proc/sys/fs/binfmt_misc/register || return 1
-    echo "registered from $conf"
-  fi
-  grep -q '^enabled' "$entry" && cat "$entry"
-}
-
-debian_mirror() {
-  local m=""
-  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-    m=$(awk -v s="$suite" '
-      /^Types:/ { t = 0; for (i = 2; i <= NF; i++) if ($i == "deb") t = 1 }
-      /^URIs:/ { u = $2 }
-      /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) k = 1 }
-      /^$/ { if (t && k && u != "") { print u; exit } t = 0; k = 0; u = "" }
-      END { if (t && k && u != "") print u }' /etc/apt/sources.list.d/*.sources | head -n1)
-  fi
-  if [[ -z $m && -f /etc/apt/sources.list ]]; then
-    m=$(awk -v s="$suite" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) i = 3; if ($(i + 1) == s) { print $i; exit } }' /etc/apt/sources.list)
-  fi
-  [[ -n $m ]] || m=http://deb.debian.org/debian
-  echo "$m"
-}
 
 # ---------------------------------------------------------------- the cached root
 debootstrap_first_stage() {
@@ -345,11 +275,11 @@ vivid_has() {
 # ---------------------------------------------------------------- run
 echo "== armdock-agent arm64 check: $deb"
 echo "== cache: $cache"
-step "host tools (debootstrap, qemu-user-static, aarch64 binutils)" host_tools || exit 1
-step "binfmt_misc mounted" binfmt_mounted || exit 1
-step "qemu-aarch64 registered with binfmt_misc" qemu_registered || exit 1
-note "$(grep -E '^(interpreter|flags)' /proc/sys/fs/binfmt_misc/qemu-aarch64 | tr '\n' ' ')"
-mirror=$(debian_mirror)
+step "host tools (debootstrap, qemu-user-static, aarch64 binutils)" \
+  host_packages debootstrap qemu-user-static binutils-aarch64-linux-gnu || exit 1
+step "qemu-aarch64 registered with binfmt_misc (flag F)" binfmt_qemu_register || exit 1
+note "$(tail -n1 "$logdir/step-$step_no.log")"
+mirror=$(debian_mirror "$suite")
 mkdir -p "$cache"
 if [[ -f $base/.armdock-base-complete ]]; then
   step "Debian 12 arm64 root: cached in $base" test -x "$base/usr/bin/dpkg" || exit 1

@@ -18,6 +18,10 @@
 
 #define REAL_DOCKERD "/usr/sbin/dockerd"
 
+#ifndef ENGINE_READY_STATUS
+#define ENGINE_READY_STATUS "test engine that never answers"
+#endif
+
 static inline int engine_wants_version(int argc, char** argv)
 {
     return argc > 1 && (strcmp(argv[1], "-v") == 0 || strcmp(argv[1], "--version") == 0);
@@ -47,7 +51,7 @@ static inline int engine_notify_ready(void)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    static const char msg[] = "READY=1\nSTATUS=test engine that never answers";
+    static const char msg[] = "READY=1\nSTATUS=" ENGINE_READY_STATUS;
     ssize_t n = sendto(fd, msg, sizeof msg - 1, MSG_NOSIGNAL, (struct sockaddr*)&addr,
         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
     close(fd);
