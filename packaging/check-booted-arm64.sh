@@ -290,6 +290,25 @@ drop_overlay() {
 }
 
 # ---------------------------------------------------------------- the container
+# enter_init INIT SECONDS COMMAND...: COMMAND in the namespaces of the
+# container whose init is INIT, with a plain environment, killed after SECONDS.
+enter_init() {
+  local init=$1 limit=$2
+  shift 2
+  nsenter --target "$init" --mount --uts --ipc --net --pid --root --wd \
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb SYSTEMD_COLORS=0 \
+    timeout -k 5 "$limit" "$@"
+}
+parent_of() { awk '/^PPid:/ { print $2 }' /proc/"$1"/status 2>/dev/null; }
+# wait_exit PID SECONDS: until PID is gone, at most SECONDS; fails if it is not.
+wait_exit() {
+  local deadline=$((SECONDS + $2))
+  while kill -0 "$1" 2>/dev/null; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
 # container_init NSPAWN-PID: its child whose PID in the container's PID
 # namespace is 1, the container's systemd (nothing while there is none).
 container_init() {
@@ -311,26 +330,25 @@ boot_container() {
     </dev/null >"$run/console-$boot_no.log" 2>&1 &
   nspawn_pid=$!
   echo "systemd-nspawn PID $nspawn_pid"
-  local i
+  local deadline=$((SECONDS + 30))
   leader=""
-  for i in $(seq 300); do
+  while [[ -z $leader ]] && ((SECONDS < deadline)); do
     kill -0 "$nspawn_pid" 2>/dev/null || { echo "systemd-nspawn exited:"; cat "$run/console-$boot_no.log"; return 1; }
     leader=$(container_init "$nspawn_pid")
-    [[ -n $leader ]] && break
-    sleep 0.1
+    [[ -n $leader ]] || sleep 0.1
   done
   [[ -n $leader ]] || { echo "no init in the container after 30 s"; return 1; }
   echo "the container's init: PID $leader here, $(readlink /proc/"$leader"/exe) running $(tr '\0' ' ' </proc/"$leader"/cmdline)"
   # Its manager answers once /run/systemd/private exists; then --wait waits
   # for the boot to end (at most 10 minutes in all).
-  local state="" deadline=$((SECONDS + 600))
+  local state=""
+  deadline=$((SECONDS + 600))
   until [[ -S /proc/$leader/root/run/systemd/private ]]; do
     ((SECONDS < deadline)) && kill -0 "$nspawn_pid" 2>/dev/null || { echo "no manager socket in the container"; return 1; }
     sleep 0.2
   done
   ((deadline > SECONDS)) || { echo "no manager socket before the deadline"; return 1; }
-  state=$(timeout $((deadline - SECONDS)) nsenter --target "$leader" --mount --uts --ipc --net --pid --root --wd \
-    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin systemctl is-system-running --wait) || true
+  state=$(enter_init "$leader" $((deadline - SECONDS)) systemctl is-system-running --wait) || true
   echo "systemctl is-system-running: $state"
   if [[ $state == degraded ]]; then
     echo "failed units: $(inside systemctl --failed --no-legend --plain | awk '{ print $1 }' | paste -sd' ' -)"
@@ -348,7 +366,7 @@ boot_container() {
 stop_container() {
   local how=${1:-poweroff}
   [[ -n $nspawn_pid ]] || return 0
-  local pid=$nspawn_pid init rc=0 i
+  local pid=$nspawn_pid init rc=0
   init=${leader:-$(container_init "$pid")}
   nspawn_pid="" leader=""
   if ! kill -0 "$pid" 2>/dev/null; then
@@ -356,31 +374,23 @@ stop_container() {
     echo "systemd-nspawn had already exited ($rc): the container died"
     return 1
   fi
-  if [[ $(ps -o ppid= -p "$pid" | tr -d ' ') != "$$" ]]; then
+  if [[ $(parent_of "$pid") != "$$" ]]; then
     echo "PID $pid is not this script's systemd-nspawn: not signalled"
     return 1
   fi
-  if [[ -n $init && $(ps -o ppid= -p "$init" | tr -d ' ') == "$pid" ]]; then
+  if [[ -n $init && $(parent_of "$init") == "$pid" ]]; then
     # The target itself, as `systemctl poweroff` starts it, without asking
     # logind about inhibitors (logind may not run in here).
-    nsenter --target "$init" --mount --uts --ipc --net --pid --root --wd \
-      env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin timeout 30 \
-      systemctl start --no-block --job-mode=replace-irreversibly "$how.target" ||
+    enter_init "$init" 30 systemctl start --no-block --job-mode=replace-irreversibly "$how.target" ||
       echo "systemctl start $how.target failed"
-    for i in $(seq 1200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null && [[ $(ps -o ppid= -p "$init" | tr -d ' ') == "$pid" ]]; then
-      echo "no $how in 120 s: SIGKILL to the container's init (PID $init)"
-      kill -KILL "$init"
-    fi
+    wait_exit "$pid" 120 || echo "no $how in 120 s"
   fi
-  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
+  if ! wait_exit "$pid" 10; then
     # The container's init first (found again, checked to be nspawn's child):
     # killing only systemd-nspawn would leave it running.
     init=$(container_init "$pid")
     [[ -n $init ]] && { echo "SIGKILL to the container's init (PID $init)"; kill -KILL "$init"; }
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && { echo "systemd-nspawn still runs: SIGKILL"; kill -KILL "$pid"; }
+    wait_exit "$pid" 5 || { echo "systemd-nspawn still runs: SIGKILL"; kill -KILL "$pid"; }
   fi
   wait "$pid" 2>/dev/null || rc=$?
   echo "systemd-nspawn exited with $rc after $how"
@@ -395,8 +405,7 @@ stop_container() {
 # nothing meant for the container runs on this machine after a crash.
 in_container() {
   [[ -n $leader && -n $nspawn_pid ]] && kill -0 "$nspawn_pid" 2>/dev/null &&
-    [[ $(awk '/^PPid:/ { print $2 }' /proc/"$nspawn_pid"/status 2>/dev/null) == "$$" &&
-      $(awk '/^PPid:/ { print $2 }' /proc/"$leader"/status 2>/dev/null) == "$nspawn_pid" &&
+    [[ $(parent_of "$nspawn_pid") == "$$" && $(parent_of "$leader") == "$nspawn_pid" &&
       $(readlink /proc/"$leader"/ns/mnt 2>/dev/null) != "$(readlink /proc/self/ns/mnt)" ]] ||
     { echo "check-booted-arm64: the container is gone (init PID ${leader:-none})" >&2; return 1; }
 }
@@ -405,9 +414,7 @@ in_container() {
 # environment, for at most 10 minutes.
 inside() {
   in_container || return 1
-  nsenter --target "$leader" --mount --uts --ipc --net --pid --root --wd \
-    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb SYSTEMD_COLORS=0 \
-    timeout -k 5 600 "$@"
+  enter_init "$leader" 600 "$@"
 }
 # as_user USER COMMAND...: the same as USER, with that user's groups.
 as_user() {
@@ -496,11 +503,14 @@ make_users() {
   inside id bob
 }
 
+# list_backups_as USER: a method call to the agent as USER over the system bus.
+list_backups_as() { as_user "$1" busctl --system call io.armdock.Agent1 /io/armdock/Agent1 io.armdock.Agent1 ListBackups 2>&1; }
+
 # An unprivileged user: the system bus refuses the method call (the policy),
 # properties stay readable.
 alice_denied() {
   local out rc=0
-  out=$(as_user alice busctl --system call io.armdock.Agent1 /io/armdock/Agent1 io.armdock.Agent1 ListBackups 2>&1) || rc=$?
+  out=$(list_backups_as alice) || rc=$?
   echo "alice ListBackups: exit $rc: $out"
   ((rc != 0)) || return 1
   # busctl prints the bus's refusal, not the agent's own error.
@@ -515,14 +525,14 @@ alice_denied() {
 # names the group the agent itself refuses, naming the key.
 bob_refused_by_agent() {
   local out rc=0
-  out=$(as_user bob busctl --system call io.armdock.Agent1 /io/armdock/Agent1 io.armdock.Agent1 ListBackups 2>&1) || rc=$?
+  out=$(list_backups_as bob) || rc=$?
   echo "bob ListBackups, allowed_groups = []: exit $rc: $out"
   ((rc != 0)) && [[ $out == *allowed_groups* ]]
 }
 
 bob_allowed() {
   local out rc=0
-  out=$(as_user bob busctl --system call io.armdock.Agent1 /io/armdock/Agent1 io.armdock.Agent1 ListBackups 2>&1) || rc=$?
+  out=$(list_backups_as bob) || rc=$?
   echo "bob ListBackups, allowed_groups = [\"armdock\"]: exit $rc: $out"
   ((rc == 0)) || return 1
   as_user bob armdockctl status
@@ -534,15 +544,13 @@ bob_allowed() {
 # file, on the engine's VERSION.
 reloads() { inside journalctl -u armdock-agent -o cat | grep -c "config /etc/armdock/agent.toml reloaded" || true; }
 apply_config() {
-  local before i
+  local before deadline
   inside sh -c 'cat >/etc/armdock/agent.toml' || return 1
   inside armdock-agent --check-config --config /etc/armdock/agent.toml || return 1
   before=$(reloads)
   inside systemctl reload armdock-agent || return 1
-  for i in $(seq 150); do
-    (($(reloads) > before)) && break
-    sleep 0.2
-  done
+  deadline=$((SECONDS + 30))
+  while (($(reloads) <= before && SECONDS < deadline)); do sleep 0.2; done
   echo "journal lines \"config /etc/armdock/agent.toml reloaded\": $before before the reload, $(reloads) after"
   echo "CurrentVersion: $(property CurrentVersion)"
   (($(reloads) > before)) && [[ $(property CurrentVersion) == "s \"$1\"" ]]
@@ -570,28 +578,17 @@ engine = true
 EOF
 }
 
-# The drop-in: the new engine copied from /root into the folder under its
-# payload name, then `systemctl reload`; ends when the agent is idle again on
-# the new version with LastResult "success".
+# The drop-in of the stand-in's next build (see drop_and_reload); passes when
+# the agent is idle on the new version with LastResult "success".
 dropin_upgrade() { # dropin_upgrade VERSION
-  local want=$1 i t0 t1 cur state result
-  inside install -m 0755 "/root/dockerd-$want" /var/lib/armdock/incoming/dockerd || return 1
+  local want=$1 t0
   t0=$(date +%s.%N)
-  inside systemctl reload armdock-agent || return 1
-  local deadline=$((SECONDS + 180))
-  while ((SECONDS < deadline)); do
-    state=$(property State) cur=$(property CurrentVersion) result=$(property LastResult)
-    [[ $state == 's "idle"' && $cur == "s \"$want\"" ]] && break
-    [[ $state == 's "idle"' && $result != 's "success"' && $result != 's "none"' && $SECONDS -gt $((deadline - 175)) ]] && break
-    sleep 0.1
-  done
-  t1=$(date +%s.%N)
-  echo "after the reload: State $state, CurrentVersion $cur, LastResult $result, $(elapsed "$t0" "$t1") s"
-  echo "LastError: $(property LastError)"
-  echo "dockerd -v: $(inside /usr/bin/dockerd -v)"
+  drop_and_reload "/root/dockerd-$want" || return 1
+  upgrade_seconds=$(elapsed "$t0" "$(date +%s.%N)")
+  echo "dockerd -v: $(inside /usr/bin/dockerd -v), $upgrade_seconds s"
   echo "docker.service: $(inside systemctl is-active docker.service), Healthy: $(property Healthy)"
-  upgrade_seconds=$(elapsed "$t0" "$t1")
-  [[ $cur == "s \"$want\"" && $result == 's "success"' && $(inside /usr/bin/dockerd -v) == "Docker version $want, build booted" ]]
+  [[ $(property CurrentVersion) == "s \"$want\"" && $(property LastResult) == 's "success"' &&
+    $(inside /usr/bin/dockerd -v) == "Docker version $want, build booted" ]]
 }
 
 restart_agent() {
@@ -689,8 +686,10 @@ rebuilt_dockerd() {
     sha256sum /usr/sbin/dockerd /root/dockerd-new'
 }
 
-# drop_and_reload FILE: into the drop-in folder, reload, wait until idle
-# with LastResult other than before; prints the outcome.
+# drop_and_reload FILE: FILE copied into the drop-in folder under the
+# payload's name, then `systemctl reload`; waits (at most 3 minutes) until
+# the agent is idle after a transaction other than the one before; prints
+# the outcome.
 drop_and_reload() {
   local before state result deadline=$((SECONDS + 180))
   before=$(property Transaction)
@@ -855,7 +854,6 @@ echo "== armdock-agent on booted arm64 systems: ${suites[*]}"
 echo "== packages: $static_deb${dynamic_deb:+, $dynamic_deb (bookworm)}"
 step "host tools (mmdebstrap, systemd-nspawn, cross gcc)" \
   host_packages mmdebstrap systemd-container arch-test file gcc-aarch64-linux-gnu libc6-dev-arm64-cross || exit 1
-mkdir -p "$cache"
 step "qemu-user of Debian 13 (static), fetched once" fetch_qemu || exit 1
 note "$(tail -n1 "$logdir/step-$step_no.log")"
 step "qemu-aarch64 registered with binfmt_misc for this run (flag F)" register_qemu || exit 1

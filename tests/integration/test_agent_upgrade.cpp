@@ -6,7 +6,21 @@
 namespace armdock::test {
 namespace {
 
-class AgentUpgradeTest : public AgentSandboxTest {};
+class AgentUpgradeTest : public AgentSandboxTest {
+protected:
+    // Moves `engine` into the drop-in folder as the docker payload, runs
+    // `systemctl reload` and waits until it is installed and the agent idle.
+    void dropInAndReload(const fs::path& engine)
+    {
+        const std::string newSha = sha256Of(engine);
+        fs::rename(engine, sandbox->dropinDir() / "docker");
+        auto reload = sandbox->systemctl({"reload", "armdock-agent.service"});
+        ASSERT_EQ(reload.exitCode, 0) << reload.output;
+        ASSERT_TRUE(Sandbox::waitFor([&] { return sha256Of(sandbox->payloadPath("docker")) == newSha && client->property("State") == "idle"; },
+                                     std::chrono::seconds(60), std::chrono::milliseconds(50)))
+            << client->property("LastError");
+    }
+};
 
 TEST_F(AgentUpgradeTest, UpgradeSucceedsAndReportsIt)
 {
@@ -76,14 +90,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(AgentUpgradeTest, DropInThroughSystemctlReload)
 {
     startAll();
-    fs::path engine = newGoodEngine("dropin");
-    const std::string newSha = sha256Of(engine);
-    fs::rename(engine, sandbox->dropinDir() / "docker");
-    auto reload = sandbox->systemctl({"reload", "armdock-agent.service"});
-    ASSERT_EQ(reload.exitCode, 0) << reload.output;
-    ASSERT_TRUE(Sandbox::waitFor([&] { return sha256Of(sandbox->payloadPath("docker")) == newSha && client->property("State") == "idle"; },
-                                 std::chrono::seconds(60), std::chrono::milliseconds(50)))
-        << client->property("LastError");
+    ASSERT_NO_FATAL_FAILURE(dropInAndReload(newGoodEngine("dropin")));
     EXPECT_EQ(client->property("LastResult"), "success");
     EXPECT_TRUE(fs::is_empty(sandbox->dropinDir()));
     EXPECT_TRUE(sandbox->ping());
@@ -113,14 +120,7 @@ TEST_F(AgentUpgradeTest, DropInFolderIsMadeAtStartAndOnReload)
     ASSERT_TRUE(Sandbox::waitFor(isPrivateFolder, std::chrono::seconds(10), std::chrono::milliseconds(20)))
         << folder << " after a reload";
 
-    fs::path engine = newGoodEngine("dropin-new-folder");
-    const std::string newSha = sha256Of(engine);
-    fs::rename(engine, folder / "docker");
-    reload = sandbox->systemctl({"reload", "armdock-agent.service"});
-    ASSERT_EQ(reload.exitCode, 0) << reload.output;
-    ASSERT_TRUE(Sandbox::waitFor([&] { return sha256Of(sandbox->payloadPath("docker")) == newSha && client->property("State") == "idle"; },
-                                 std::chrono::seconds(60), std::chrono::milliseconds(50)))
-        << client->property("LastError");
+    ASSERT_NO_FATAL_FAILURE(dropInAndReload(newGoodEngine("dropin-new-folder")));
     EXPECT_EQ(client->property("LastResult"), "success");
 }
 
